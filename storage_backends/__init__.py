@@ -1,0 +1,1 @@
+"""Django Storage classes: one module per provider and the fallback chain."""

@@ -1,0 +1,248 @@
+"""Every setting Stremora reads from the environment, parsed and typed in one place.
+
+``load_config(environ, base_dir)`` turns a mapping of environment variables into a
+frozen ``Config``. ``stremora.settings`` is the only caller in production; tests call
+it with a plain dict. Every problem is reported as ``ConfigError`` naming the
+variable, and no message ever repeats a value that may hold a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import unquote, urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+PROVIDER_NAMES = ("cloudinary", "s3", "local")
+
+DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+DEFAULT_CACHE_URL = "locmem://"
+DEFAULT_CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
+DEFAULT_STORAGE_PROVIDERS = "cloudinary,s3,local"
+DEVELOPMENT_SECRET_KEY = "django-insecure-stremora-development-only"
+
+_TRUE_STRINGS = {"1", "true", "yes", "on", "y", "t"}
+_FALSE_STRINGS = {"0", "false", "no", "off", "n", "f"}
+
+# Short cache scheme names accepted besides django-environ's own.
+_CACHE_SCHEME_ALIASES = {"locmem": "locmemcache", "dummy": "dummycache"}
+
+
+class ConfigError(ImproperlyConfigured):
+    """A setting in the environment is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class CloudinaryAccount:
+    cloud_name: str
+    api_key: str
+    api_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    secret_key: str = field(repr=False)
+    debug: bool
+    allowed_hosts: list[str]
+    database: dict = field(repr=False)
+    cache: dict = field(repr=False)
+    storage_providers: tuple[str, ...]
+    cloudinary: CloudinaryAccount | None
+    cloudinary_upload_prefix: str
+    aws_access_key_id: str | None = field(repr=False)
+    aws_secret_access_key: str | None = field(repr=False)
+    aws_region: str
+    aws_s3_bucket_name: str | None
+    aws_s3_endpoint_url: str | None
+    aws_s3_url_expiry: int
+    media_root: Path
+    storage_timeout: float
+    storage_breaker_failures: int
+    storage_breaker_cooldown: float
+    max_upload_mb: int
+
+
+class _Reader:
+    """Typed, strict access to one environment mapping, with errors that name the variable."""
+
+    def __init__(self, environ_mapping: Mapping[str, str]):
+        self._environ = environ_mapping
+
+    def optional(self, name: str) -> str | None:
+        """The stripped value, or None when unset or empty."""
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def string(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE_STRINGS:
+            return True
+        if value.lower() in _FALSE_STRINGS:
+            return False
+        raise ConfigError(f"{name} must be a boolean (true/false, on/off, 1/0), got {value!r}.")
+
+    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {value!r}.") from None
+        if number < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {number}.")
+        return number
+
+    def positive_number(self, name: str, default: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, got {value!r}.") from None
+        if not number > 0:
+            raise ConfigError(f"{name} must be greater than 0, got {value!r}.")
+        return number
+
+    def comma_list(self, name: str, default: str) -> list[str]:
+        raw = self.optional(name) or default
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def http_url(self, name: str, default: str | None) -> str | None:
+        value = self.optional(name)
+        if value is None:
+            return default
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # The value may carry credentials (user:password@host): never echo it.
+            raise ConfigError(f"{name} must be an http:// or https:// URL with a host.")
+        return value.rstrip("/")
+
+    def database(self, name: str, default: str, base_dir: Path) -> dict:
+        url = self.optional(name) or default
+        scheme = urlsplit(url).scheme
+        if scheme not in environ.Env.DB_SCHEMES:
+            known = ", ".join(("postgres", "sqlite", "mysql"))
+            raise ConfigError(
+                f"{name} has an unknown or missing scheme {scheme!r}; "
+                f"expected a URL such as {known}://... "
+                "(see https://django-environ.readthedocs.io/en/latest/types.html)."
+            )
+        try:
+            database = environ.Env.db_url_config(url)
+        except Exception:
+            raise ConfigError(f"{name} could not be parsed as a database URL.") from None
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            if database["NAME"] in ("", ":memory:"):
+                database["NAME"] = database["NAME"] or ":memory:"
+            elif not Path(database["NAME"]).is_absolute():
+                database["NAME"] = str(base_dir / database["NAME"])
+        elif not database.get("NAME"):
+            raise ConfigError(f"{name} names no database (the path part of the URL is empty).")
+        return database
+
+    def cache(self, name: str, default: str) -> dict:
+        url = self.optional(name) or default
+        scheme = urlsplit(url).scheme
+        if scheme in _CACHE_SCHEME_ALIASES:
+            url = _CACHE_SCHEME_ALIASES[scheme] + url[len(scheme):]
+            scheme = _CACHE_SCHEME_ALIASES[scheme]
+        if scheme not in environ.Env.CACHE_SCHEMES:
+            raise ConfigError(
+                f"{name} has an unknown or missing scheme {scheme!r}; "
+                "expected locmem://, redis://host:6379/0, dummy:// or another django-environ cache URL."
+            )
+        try:
+            return environ.Env.cache_url_config(url)
+        except Exception:
+            raise ConfigError(f"{name} could not be parsed as a cache URL.") from None
+
+
+def parse_cloudinary_url(url: str) -> CloudinaryAccount:
+    """Split ``cloudinary://API_KEY:API_SECRET@CLOUD_NAME`` into its three parts."""
+    parts = urlsplit(url)
+    try:
+        api_key, api_secret, cloud_name = parts.username, parts.password, parts.hostname
+    except ValueError:
+        api_key = api_secret = cloud_name = None
+    if parts.scheme != "cloudinary" or not (api_key and api_secret and cloud_name):
+        raise ConfigError(
+            "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME "
+            "(copy it from the Cloudinary console's API Keys page)."
+        )
+    return CloudinaryAccount(
+        cloud_name=unquote(cloud_name), api_key=unquote(api_key), api_secret=unquote(api_secret)
+    )
+
+
+def _storage_providers(reader: _Reader) -> tuple[str, ...]:
+    names = [name.lower() for name in reader.comma_list("STORAGE_PROVIDERS", DEFAULT_STORAGE_PROVIDERS)]
+    if not names:
+        raise ConfigError("STORAGE_PROVIDERS must name at least one provider.")
+    unknown = [name for name in names if name not in PROVIDER_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"STORAGE_PROVIDERS has unknown provider(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(PROVIDER_NAMES)}."
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError("STORAGE_PROVIDERS names a provider more than once.")
+    return tuple(names)
+
+
+def _path(reader: _Reader, name: str, default: Path, base_dir: Path) -> Path:
+    value = reader.optional(name)
+    path = Path(value).expanduser() if value else default
+    return path if path.is_absolute() else base_dir / path
+
+
+def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
+    """Read and validate every Stremora setting from ``environ_mapping``.
+
+    Relative paths (MEDIA_ROOT, a SQLite database) are taken from ``base_dir``.
+    """
+    reader = _Reader(environ_mapping)
+    debug = reader.boolean("DEBUG", False)
+
+    secret_key = reader.optional("SECRET_KEY")
+    if secret_key is None:
+        if not debug:
+            raise ConfigError(
+                "SECRET_KEY is required when DEBUG is off. Set it in the environment or in .env "
+                "(see .env.example); generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            )
+        secret_key = DEVELOPMENT_SECRET_KEY
+
+    cloudinary_url = reader.optional("CLOUDINARY_URL")
+
+    return Config(
+        secret_key=secret_key,
+        debug=debug,
+        allowed_hosts=reader.comma_list("ALLOWED_HOSTS", ",".join(DEFAULT_ALLOWED_HOSTS)),
+        database=reader.database("DATABASE_URL", f"sqlite:///{base_dir / 'db.sqlite3'}", base_dir),
+        cache=reader.cache("CACHE_URL", DEFAULT_CACHE_URL),
+        storage_providers=_storage_providers(reader),
+        cloudinary=parse_cloudinary_url(cloudinary_url) if cloudinary_url else None,
+        cloudinary_upload_prefix=reader.http_url("CLOUDINARY_UPLOAD_PREFIX", DEFAULT_CLOUDINARY_UPLOAD_PREFIX),
+        aws_access_key_id=reader.optional("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=reader.optional("AWS_SECRET_ACCESS_KEY"),
+        aws_region=reader.string("AWS_REGION", "us-east-1"),
+        aws_s3_bucket_name=reader.optional("AWS_S3_BUCKET_NAME"),
+        aws_s3_endpoint_url=reader.http_url("AWS_S3_ENDPOINT_URL", None),
+        aws_s3_url_expiry=reader.integer("AWS_S3_URL_EXPIRY", 3600),
+        media_root=_path(reader, "MEDIA_ROOT", base_dir / "media", base_dir),
+        storage_timeout=reader.positive_number("STORAGE_TIMEOUT", 30.0),
+        storage_breaker_failures=reader.integer("STORAGE_BREAKER_FAILURES", 3),
+        storage_breaker_cooldown=reader.positive_number("STORAGE_BREAKER_COOLDOWN", 60.0),
+        max_upload_mb=reader.integer("MAX_UPLOAD_MB", 2048),
+    )

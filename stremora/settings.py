@@ -1,0 +1,131 @@
+"""Django settings for Stremora.
+
+Every value an operator sets comes from the environment (or a ``.env`` file) and is
+parsed in ``stremora.config``; this module only maps it onto Django's names.
+The variables are documented in ``.env.example``.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+from stremora.config import ConfigError, load_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# STREMORA_ENV_FILE names the dotenv file to read (empty: read none). Variables
+# already in the environment always win over the file.
+_env_file = os.environ.get("STREMORA_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    environ.Env.read_env(_env_file)
+
+try:
+    CONFIG = load_config(os.environ, BASE_DIR)
+except ConfigError as exc:
+    # A clear one-line message instead of a traceback through Django's settings loader.
+    raise SystemExit(f"Stremora configuration error: {exc}") from None
+
+SECRET_KEY = CONFIG.secret_key
+DEBUG = CONFIG.debug
+ALLOWED_HOSTS = CONFIG.allowed_hosts
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "videos",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "stremora.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "stremora.wsgi.application"
+ASGI_APPLICATION = "stremora.asgi.application"
+
+DATABASES = {"default": CONFIG.database}
+CACHES = {"default": CONFIG.cache}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = CONFIG.media_root
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Storage providers. Names match the environment variables; credentials are held
+# under names Django's error reports always mask (…KEY, …SECRET).
+STORAGE_PROVIDERS = list(CONFIG.storage_providers)
+CLOUDINARY_CLOUD_NAME = CONFIG.cloudinary.cloud_name if CONFIG.cloudinary else None
+CLOUDINARY_API_KEY = CONFIG.cloudinary.api_key if CONFIG.cloudinary else None
+CLOUDINARY_API_SECRET = CONFIG.cloudinary.api_secret if CONFIG.cloudinary else None
+CLOUDINARY_UPLOAD_PREFIX = CONFIG.cloudinary_upload_prefix
+AWS_ACCESS_KEY_ID = CONFIG.aws_access_key_id
+AWS_SECRET_ACCESS_KEY = CONFIG.aws_secret_access_key
+AWS_REGION = CONFIG.aws_region
+AWS_S3_BUCKET_NAME = CONFIG.aws_s3_bucket_name
+AWS_S3_ENDPOINT_URL = CONFIG.aws_s3_endpoint_url
+AWS_S3_URL_EXPIRY = CONFIG.aws_s3_url_expiry
+STORAGE_TIMEOUT = CONFIG.storage_timeout
+STORAGE_BREAKER_FAILURES = CONFIG.storage_breaker_failures
+STORAGE_BREAKER_COOLDOWN = CONFIG.storage_breaker_cooldown
+MAX_UPLOAD_MB = CONFIG.max_upload_mb
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "storage_backends": {"level": "INFO"},
+        "videos": {"level": "INFO"},
+    },
+}
