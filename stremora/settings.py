@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "storage_backends",
     "videos",
 ]
 
@@ -92,7 +93,8 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = CONFIG.media_root
 
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # The fallback chain over STORAGE_PROVIDERS; Video's files use it.
+    "default": {"BACKEND": "storage_backends.chain.FallbackStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

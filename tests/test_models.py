@@ -5,14 +5,23 @@ from tests.factories import video_upload
 from videos.models import StorageProvider, Video
 
 
-def test_new_video_defaults_to_cloudinary_and_is_unpublished(user):
-    video = Video.objects.create(title="Launch", owner=user, file=video_upload())
+def test_storage_provider_defaults_to_cloudinary():
+    video = Video(title="Launch")
 
-    video.refresh_from_db()
     assert video.storage_provider == StorageProvider.CLOUDINARY == "cloudinary"
     assert video.is_published is False
     assert video.duration_seconds is None
     assert str(video) == "Launch"
+
+
+def test_saved_video_records_the_provider_that_took_its_file(user, settings):
+    settings.STORAGE_PROVIDERS = ["local"]
+
+    video = Video.objects.create(title="Launch", owner=user, file=video_upload())
+
+    video.refresh_from_db()
+    assert video.storage_provider == "local"
+    assert video.file.name.startswith("local:videos/")
 
 
 def test_row_written_without_a_provider_reads_as_cloudinary(user):

@@ -1,5 +1,11 @@
+import logging
+
 from django.conf import settings
 from django.db import models
+
+from storage_backends.names import provider_of
+
+logger = logging.getLogger(__name__)
 
 
 class StorageProvider(models.TextChoices):
@@ -20,8 +26,9 @@ class Video(models.Model):
     )
     file = models.FileField(upload_to="videos/%Y/%m/", max_length=500)
     thumbnail = models.ImageField(upload_to="thumbnails/%Y/%m/", max_length=500, blank=True)
-    # The Python default serves new objects, db_default rows written by anything
-    # else; rows from before the field existed are Cloudinary's.
+    # Which provider holds ``file``: set from the stored name on every save. The Python
+    # default serves new objects, db_default rows written by anything else; rows from
+    # before the field existed are Cloudinary's.
     storage_provider = models.CharField(
         max_length=20,
         choices=StorageProvider.choices,
@@ -44,3 +51,42 @@ class Video(models.Model):
 
     def __str__(self):
         return self.title
+
+    def save(self, *args, **kwargs):
+        """Store new files through the fallback chain first, then write the row.
+
+        The row records the provider that took the file in the same write. When the
+        files cannot be stored, or the row cannot be written, the files stored by
+        this save are removed again.
+        """
+        stored = self._store_new_files()
+        try:
+            if self.file:
+                self.storage_provider = provider_of(self.file.name)
+                update_fields = kwargs.get("update_fields")
+                if update_fields is not None and "file" in update_fields:
+                    kwargs["update_fields"] = {*update_fields, "storage_provider"}
+            super().save(*args, **kwargs)
+        except BaseException:
+            _remove_files(stored)
+            raise
+
+    def _store_new_files(self):
+        stored = []
+        try:
+            for field_file in (self.file, self.thumbnail):
+                if field_file and not field_file._committed:
+                    field_file.save(field_file.name, field_file.file, save=False)
+                    stored.append((field_file.storage, field_file.name))
+        except BaseException:
+            _remove_files(stored)
+            raise
+        return stored
+
+
+def _remove_files(stored):
+    for storage, name in stored:
+        try:
+            storage.delete(name)
+        except Exception as exc:
+            logger.error("Could not remove %s after a failed save (%s); cleanup_orphans will find it", name, exc)

@@ -1,0 +1,116 @@
+"""The fallback chain: one Django Storage over the ordered providers.
+
+Saving tries each provider of ``STORAGE_PROVIDERS`` in turn and returns a name that
+says which one took the file (``s3:videos/…``; see ``storage_backends.names``). Every
+other operation goes straight to the provider the name points at, without probing the
+others. Nothing here remembers a "last provider": the answer of each save is its own.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.files.storage import Storage
+from django.utils.deconstruct import deconstructible
+
+from storage_backends import providers
+from storage_backends.breaker import CircuitBreaker
+from storage_backends.errors import ProviderFailure, StorageUnavailable
+from storage_backends.names import LONGEST_PREFIX, qualify, split, unique_name
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON_LENGTH = 300
+
+
+def describe_failure(exc):
+    """A one-line reason for a provider's failure, with every credential blanked out."""
+    message = " ".join(str(exc).split()) or "no detail"
+    reason = f"{type(exc).__name__}: {message}"
+    for secret in providers.credentials():
+        reason = reason.replace(secret, "***")
+    if len(reason) > MAX_REASON_LENGTH:
+        reason = reason[: MAX_REASON_LENGTH - 1] + "…"
+    return reason
+
+
+@deconstructible(path="storage_backends.chain.FallbackStorage")
+class FallbackStorage(Storage):
+    def __init__(self, providers=None):
+        # None: follow settings.STORAGE_PROVIDERS as it is at each save.
+        self.providers = tuple(providers) if providers else None
+
+    def provider_names(self):
+        return self.providers or tuple(settings.STORAGE_PROVIDERS)
+
+    def get_available_name(self, name, max_length=None):
+        # Room is kept for the provider prefix the save will add.
+        return unique_name(name, None if max_length is None else max_length - LONGEST_PREFIX)
+
+    def _save(self, name, content):
+        failures = []
+        for provider in self.provider_names():
+            if not providers.is_configured(provider):
+                failures.append(ProviderFailure(provider, "not configured"))
+                continue
+            breaker = CircuitBreaker(provider)
+            if breaker.is_open():
+                failures.append(ProviderFailure(provider, "skipped after repeated failures (circuit open)"))
+                continue
+            try:
+                content.seek(0)
+                key = providers.get_storage(provider)._save(name, content)
+            except Exception as exc:
+                reason = describe_failure(exc)
+                opened = breaker.record_failure()
+                logger.warning(
+                    "Storage provider %s failed to store %s, trying the next one: %s%s",
+                    provider,
+                    name,
+                    reason,
+                    " (circuit opened)" if opened else "",
+                )
+                failures.append(ProviderFailure(provider, reason))
+                continue
+            breaker.record_success()
+            if failures:
+                logger.info("Stored %s on %s after: %s", name, provider, "; ".join(map(str, failures)))
+            return qualify(provider, key)
+        error = StorageUnavailable(failures)
+        logger.error("%s", error)
+        raise error
+
+    def _route(self, name):
+        provider, key = split(name)
+        return providers.get_storage(provider), key
+
+    def _open(self, name, mode="rb"):
+        storage, key = self._route(name)
+        return storage.open(key, mode)
+
+    def delete(self, name):
+        storage, key = self._route(name)
+        storage.delete(key)
+
+    def exists(self, name):
+        storage, key = self._route(name)
+        return storage.exists(key)
+
+    def size(self, name):
+        storage, key = self._route(name)
+        return storage.size(key)
+
+    def url(self, name):
+        storage, key = self._route(name)
+        return storage.url(key)
+
+    def path(self, name):
+        storage, key = self._route(name)
+        return storage.path(key)
+
+    def get_created_time(self, name):
+        storage, key = self._route(name)
+        return storage.get_created_time(key)
+
+    def get_modified_time(self, name):
+        storage, key = self._route(name)
+        return storage.get_modified_time(key)

@@ -1,0 +1,230 @@
+"""Cloudinary as a Django Storage, on the ``cloudinary`` SDK.
+
+A stored name such as ``videos/2026/11/clip_k2P9xQa.mp4`` maps to the public_id
+``stremora/videos/2026/11/clip_k2P9xQa`` with resource_type ``video`` and format
+``mp4``: videos are ``video`` resources, images ``image``, anything else ``raw``
+(whose public_id keeps its extension, as Cloudinary wants).
+
+Every call carries the account and the timeout itself; the SDK's global
+``cloudinary.config()`` is never touched, so two storages with different accounts
+can live in one process.
+"""
+
+import os
+import posixpath
+import tempfile
+
+import urllib3
+from cloudinary import api as cloudinary_api
+from cloudinary import exceptions as cloudinary_exceptions
+from cloudinary import uploader
+from cloudinary.utils import cloudinary_url
+from django.core.files import File
+from django.core.files.storage import Storage
+from django.utils.deconstruct import deconstructible
+
+from storage_backends.errors import ProviderAnswerError
+from storage_backends.names import UniqueNamesMixin, unique_name
+
+VIDEO_EXTENSIONS = {"mp4", "m4v", "mov", "webm", "mkv", "avi", "mpeg", "mpg", "ogv", "3gp", "flv", "wmv"}
+IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "avif", "heic"}
+
+# The SDK's own chunk size; Cloudinary wants every chunk but the last to be >= 5 MB.
+DEFAULT_CHUNK_SIZE = 20_000_000
+# Files read into memory for download are spilled to disk past this size.
+SPOOL_MAX_MEMORY = 8 * 1024 * 1024
+# Uploads whose name turns out to be taken are retried under a fresh name this often.
+NAME_ATTEMPTS = 3
+
+
+class _Unclosable:
+    """A read-only view of a file that ignores ``close()``.
+
+    ``uploader.upload_large`` closes the stream it is given; the fallback chain
+    still needs it for the next provider.
+    """
+
+    def __init__(self, file):
+        self._file = file
+        self.name = os.path.basename(getattr(file, "name", None) or "upload")
+
+    def read(self, size=-1):
+        return self._file.read(size)
+
+    def seek(self, offset, whence=os.SEEK_SET):
+        return self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+@deconstructible(path="storage_backends.cloudinary.CloudinaryStorage")
+class CloudinaryStorage(UniqueNamesMixin, Storage):
+    provider = "cloudinary"
+
+    def __init__(
+        self,
+        cloud_name,
+        api_key,
+        api_secret,
+        upload_prefix=None,
+        folder="stremora",
+        timeout=30.0,
+        chunk_size=DEFAULT_CHUNK_SIZE,
+        delivery_prefix=None,
+    ):
+        self.cloud_name = cloud_name
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.upload_prefix = upload_prefix
+        self.folder = folder.strip("/")
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        # Where downloads are read from; Cloudinary's delivery CDN unless set.
+        self.delivery_prefix = delivery_prefix.rstrip("/") if delivery_prefix else None
+        self._http = urllib3.PoolManager(retries=urllib3.Retry(total=2, read=0, redirect=3))
+
+    def __repr__(self):
+        return f"<CloudinaryStorage cloud={self.cloud_name}>"
+
+    # -- mapping names to Cloudinary resources -------------------------------
+
+    def resource_of(self, name):
+        """``(public_id, resource_type, format)`` of a stored name."""
+        name = name.replace("\\", "/").lstrip("/")
+        root, dot_ext = posixpath.splitext(name)
+        extension = dot_ext[1:].lower()
+        if extension in VIDEO_EXTENSIONS:
+            resource_type, public_path, file_format = "video", root, extension
+        elif extension in IMAGE_EXTENSIONS:
+            resource_type, public_path, file_format = "image", root, extension
+        else:
+            resource_type, public_path, file_format = "raw", name, None
+        public_id = f"{self.folder}/{public_path}" if self.folder else public_path
+        return public_id, resource_type, file_format
+
+    def _account(self):
+        options = {
+            "cloud_name": self.cloud_name,
+            "api_key": self.api_key,
+            "api_secret": self.api_secret,
+            "timeout": self.timeout,
+        }
+        if self.upload_prefix:
+            options["upload_prefix"] = self.upload_prefix
+        return options
+
+    # -- Storage API ---------------------------------------------------------
+
+    def _save(self, name, content):
+        for _ in range(NAME_ATTEMPTS):
+            result = self._upload(name, content)
+            if not result.get("existing"):
+                return name
+            # overwrite=False found the public_id taken: never replace another file.
+            name = unique_name(name)
+        raise FileExistsError(f"Cloudinary already holds a resource for {name}")
+
+    def _upload(self, name, content):
+        public_id, resource_type, _ = self.resource_of(name)
+        options = {
+            **self._account(),
+            "public_id": public_id,
+            "resource_type": resource_type,
+            "overwrite": False,
+            "unique_filename": False,
+            "use_filename": False,
+        }
+        stream = _Unclosable(content)
+        stream.seek(0)
+        size = content.size
+        if size is not None and size > self.chunk_size:
+            result = uploader.upload_large(stream, chunk_size=self.chunk_size, filename=stream.name, **options)
+        else:
+            result = uploader.upload(stream, filename=stream.name, **options)
+        if not isinstance(result, dict) or result.get("public_id") != public_id:
+            # The answer does not describe our file: it may still have landed.
+            self._discard(public_id, resource_type)
+            raise ProviderAnswerError(f"Cloudinary answered an upload of {public_id} with an unexpected body")
+        if not result.get("existing") and size is not None and result.get("bytes") not in (None, size):
+            self._discard(public_id, resource_type)
+            raise ProviderAnswerError(
+                f"Cloudinary stored {result.get('bytes')} bytes of {public_id}, {size} were sent"
+            )
+        return result
+
+    def _discard(self, public_id, resource_type):
+        try:
+            uploader.destroy(public_id, resource_type=resource_type, type="upload", **self._account())
+        except Exception:
+            pass  # cleanup_orphans finds whatever this could not remove
+
+    def delete(self, name):
+        public_id, resource_type, _ = self.resource_of(name)
+        result = uploader.destroy(
+            public_id, resource_type=resource_type, type="upload", invalidate=True, **self._account()
+        )
+        if result.get("result") not in ("ok", "not found"):
+            raise ProviderAnswerError(f"Cloudinary could not delete {public_id}: {result.get('result')!r}")
+
+    def _resource(self, name):
+        public_id, resource_type, _ = self.resource_of(name)
+        return cloudinary_api.resource(public_id, resource_type=resource_type, type="upload", **self._account())
+
+    def exists(self, name):
+        try:
+            self._resource(name)
+        except cloudinary_exceptions.NotFound:
+            return False
+        return True
+
+    def size(self, name):
+        try:
+            return int(self._resource(name)["bytes"])
+        except cloudinary_exceptions.NotFound:
+            raise FileNotFoundError(f"Cloudinary holds no resource for {name}") from None
+
+    def url(self, name):
+        public_id, resource_type, file_format = self.resource_of(name)
+        options = {"resource_type": resource_type, "type": "upload", "secure": True, "cloud_name": self.cloud_name}
+        if file_format:
+            options["format"] = file_format
+        return cloudinary_url(public_id, **options)[0]
+
+    def _download_url(self, name):
+        if not self.delivery_prefix:
+            return self.url(name)
+        public_id, resource_type, file_format = self.resource_of(name)
+        suffix = f".{file_format}" if file_format else ""
+        return f"{self.delivery_prefix}/{self.cloud_name}/{resource_type}/upload/{public_id}{suffix}"
+
+    def _open(self, name, mode="rb"):
+        if "w" in mode or "a" in mode or "+" in mode:
+            raise ValueError("Cloudinary files are opened for reading only")
+        response = self._http.request(
+            "GET",
+            self._download_url(name),
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+        )
+        try:
+            if response.status == 404:
+                raise FileNotFoundError(f"Cloudinary holds no resource for {name}")
+            if response.status != 200:
+                raise ProviderAnswerError(f"Cloudinary answered HTTP {response.status} to a download of {name}")
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
+            for chunk in response.stream(1024 * 1024):
+                spool.write(chunk)
+            spool.seek(0)
+        finally:
+            response.release_conn()
+        return File(spool, name=name)

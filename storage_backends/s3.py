@@ -1,0 +1,63 @@
+"""Amazon S3 (or any S3-compatible service) as a Django Storage, on django-storages.
+
+A thin layer over ``storages.backends.s3.S3Storage``: objects stay private (no ACL;
+playback URLs are presigned), every request is bounded by ``STORAGE_TIMEOUT``,
+uploads stream through boto3's managed multipart transfer, and names are made unique
+without asking S3 whether they are free. boto3's managed transfer aborts its
+multipart upload when a part fails, so a failed save leaves no parts behind while S3
+is reachable (a bucket lifecycle rule covers the rest, see docs/).
+"""
+
+from botocore.config import Config
+from django.utils.deconstruct import deconstructible
+from storages.backends.s3 import S3Storage as DjangoStoragesS3Storage
+
+from storage_backends.names import UniqueNamesMixin
+
+# Reading a stored object (open()) spills to a temporary file past this size, instead
+# of holding the whole object in memory (django-storages' default).
+SPOOL_MAX_MEMORY = 8 * 1024 * 1024
+
+
+@deconstructible(path="storage_backends.s3.S3Storage")
+class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
+    provider = "s3"
+
+    def __init__(
+        self,
+        access_key,
+        secret_key,
+        bucket_name,
+        region_name="us-east-1",
+        endpoint_url=None,
+        url_expiry=3600,
+        timeout=30.0,
+        location="stremora",
+        **options,
+    ):
+        client_config = Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            # One retry for a passing fault; after that the chain moves on.
+            retries={"mode": "standard", "max_attempts": 2},
+            signature_version="s3v4",
+            s3={"addressing_style": "path"} if endpoint_url else {},
+        )
+        super().__init__(
+            access_key=access_key,
+            secret_key=secret_key,
+            bucket_name=bucket_name,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            querystring_auth=True,
+            querystring_expire=url_expiry,
+            default_acl=None,
+            file_overwrite=True,  # names are unique already; see UniqueNamesMixin
+            location=location,
+            max_memory_size=SPOOL_MAX_MEMORY,
+            client_config=client_config,
+            **options,
+        )
+
+    def __repr__(self):
+        return f"<S3Storage bucket={self.bucket_name}>"
