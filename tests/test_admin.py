@@ -94,7 +94,11 @@ def test_add_through_the_admin_records_the_file(admin_client, staff_user, media_
     assert (media_root / video.file.name.removeprefix("local:")).stat().st_size == 10_000
 
 
-def test_change_page_renders(admin_client, videos):
+def test_change_page_renders(admin_client, videos, settings):
+    settings.AWS_ACCESS_KEY_ID = "AKIAEXAMPLE"
+    settings.AWS_SECRET_ACCESS_KEY = "secret"
+    settings.AWS_S3_BUCKET_NAME = "videos"
+
     response = admin_client.get(reverse("admin:videos_video_change", args=[videos[0].pk]))
 
     assert response.status_code == 200
