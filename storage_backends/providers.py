@@ -18,16 +18,25 @@ REQUIRED_SETTINGS = {
     },
     "local": {},
 }
-# Settings whose change invalidates the storages built so far (tests change them).
-_STORAGE_SETTINGS = {
-    "STORAGE_TIMEOUT",
-    "CLOUDINARY_UPLOAD_PREFIX",
-    "AWS_REGION",
-    "AWS_S3_ENDPOINT_URL",
-    "AWS_S3_URL_EXPIRY",
-    "MEDIA_ROOT",
-    "MEDIA_URL",
-    *(setting for needs in REQUIRED_SETTINGS.values() for names in needs.values() for setting in names),
+# Settings each provider's Storage is built from: a change (tests make them) rebuilds it.
+# The local provider reads MEDIA_ROOT and MEDIA_URL itself, as FileSystemStorage does.
+_BUILT_FROM = {
+    "cloudinary": {
+        "CLOUDINARY_CLOUD_NAME",
+        "CLOUDINARY_API_KEY",
+        "CLOUDINARY_API_SECRET",
+        "CLOUDINARY_UPLOAD_PREFIX",
+        "STORAGE_TIMEOUT",
+    },
+    "s3": {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_S3_BUCKET_NAME",
+        "AWS_REGION",
+        "AWS_S3_ENDPOINT_URL",
+        "AWS_S3_URL_EXPIRY",
+        "STORAGE_TIMEOUT",
+    },
 }
 
 _storages = {}
@@ -96,15 +105,19 @@ def credentials():
     return [value for value in (getattr(settings, name, None) for name in names) if value]
 
 
-def reset():
-    """Forget the storages built so far: the next use builds them from the settings again."""
+def reset(provider=None):
+    """Forget the storage built for ``provider`` (all when None); the next use rebuilds it."""
     with _lock:
-        _storages.clear()
+        if provider is None:
+            _storages.clear()
+        else:
+            _storages.pop(provider, None)
 
 
 def _on_setting_changed(setting, **kwargs):
-    if setting in _STORAGE_SETTINGS:
-        reset()
+    for provider, setting_names in _BUILT_FROM.items():
+        if setting in setting_names:
+            reset(provider)
 
 
 setting_changed.connect(_on_setting_changed)

@@ -29,3 +29,30 @@ def staff_user(db):
 @pytest.fixture
 def database_vendor(db):
     return connection.vendor
+
+
+@pytest.fixture(autouse=True)
+def provider_health():
+    """Each test starts with every circuit breaker closed."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def s3_inprocess(settings):
+    """S3 as a provider, served by moto in this process, with an empty bucket."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        settings.AWS_ACCESS_KEY_ID = "AKIAEXAMPLE"
+        settings.AWS_SECRET_ACCESS_KEY = "aws-secret-for-tests"
+        settings.AWS_S3_BUCKET_NAME = "stremora-test"
+        settings.AWS_S3_ENDPOINT_URL = None
+        settings.AWS_REGION = "us-east-1"
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="stremora-test")
+        yield client
