@@ -147,7 +147,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         stream = _Unclosable(content)
         stream.seek(0)
         size = content.size
-        if size is not None and size > self.chunk_size:
+        if size is None or size > self.chunk_size:
             result = uploader.upload_large(stream, chunk_size=self.chunk_size, filename=stream.name, **options)
         else:
             result = uploader.upload(stream, filename=stream.name, **options)
