@@ -33,6 +33,8 @@ IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "
 DEFAULT_CHUNK_SIZE = 20_000_000
 # Files read into memory for download are spilled to disk past this size.
 SPOOL_MAX_MEMORY = 8 * 1024 * 1024
+# Where the SDK's delivery URLs start; ``delivery_prefix`` replaces it (a CDN, a test server).
+CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
 # Uploads whose name turns out to be taken are retried under a fresh name this often.
 NAME_ATTEMPTS = 3
 
@@ -89,7 +91,6 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         self.folder = folder.strip("/")
         self.timeout = timeout
         self.chunk_size = chunk_size
-        # Where downloads are read from; Cloudinary's delivery CDN unless set.
         self.delivery_prefix = delivery_prefix.rstrip("/") if delivery_prefix else None
         self._http = urllib3.PoolManager(retries=urllib3.Retry(total=2, read=0, redirect=3))
 
@@ -198,21 +199,17 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         options = {"resource_type": resource_type, "type": "upload", "secure": True, "cloud_name": self.cloud_name}
         if file_format:
             options["format"] = file_format
-        return cloudinary_url(public_id, **options)[0]
-
-    def _download_url(self, name):
-        if not self.delivery_prefix:
-            return self.url(name)
-        public_id, resource_type, file_format = self.resource_of(name)
-        suffix = f".{file_format}" if file_format else ""
-        return f"{self.delivery_prefix}/{self.cloud_name}/{resource_type}/upload/{public_id}{suffix}"
+        url = cloudinary_url(public_id, **options)[0]
+        if self.delivery_prefix and url.startswith(CLOUDINARY_DELIVERY_PREFIX):
+            url = self.delivery_prefix + url[len(CLOUDINARY_DELIVERY_PREFIX) :]
+        return url
 
     def _open(self, name, mode="rb"):
         if "w" in mode or "a" in mode or "+" in mode:
             raise ValueError("Cloudinary files are opened for reading only")
         response = self._http.request(
             "GET",
-            self._download_url(name),
+            self.url(name),
             preload_content=False,
             timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
         )

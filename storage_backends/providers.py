@@ -26,6 +26,7 @@ _BUILT_FROM = {
         "CLOUDINARY_API_KEY",
         "CLOUDINARY_API_SECRET",
         "CLOUDINARY_UPLOAD_PREFIX",
+        "CLOUDINARY_DELIVERY_PREFIX",
         "STORAGE_TIMEOUT",
     },
     "s3": {
@@ -80,6 +81,7 @@ def _build(provider):
             api_key=settings.CLOUDINARY_API_KEY,
             api_secret=settings.CLOUDINARY_API_SECRET,
             upload_prefix=settings.CLOUDINARY_UPLOAD_PREFIX,
+            delivery_prefix=settings.CLOUDINARY_DELIVERY_PREFIX,
             timeout=settings.STORAGE_TIMEOUT,
         )
     if provider == "s3":

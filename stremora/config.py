@@ -21,6 +21,7 @@ PROVIDER_NAMES = ("cloudinary", "s3", "local")
 DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
 DEFAULT_CACHE_URL = "locmem://"
 DEFAULT_CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
+DEFAULT_CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
 DEFAULT_STORAGE_PROVIDERS = "cloudinary,s3,local"
 DEVELOPMENT_SECRET_KEY = "django-insecure-stremora-development-only"
 
@@ -52,6 +53,7 @@ class Config:
     storage_providers: tuple[str, ...]
     cloudinary: CloudinaryAccount | None
     cloudinary_upload_prefix: str
+    cloudinary_delivery_prefix: str
     aws_access_key_id: str | None = field(repr=False)
     aws_secret_access_key: str | None = field(repr=False)
     aws_region: str
@@ -234,6 +236,7 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         storage_providers=_storage_providers(reader),
         cloudinary=parse_cloudinary_url(cloudinary_url) if cloudinary_url else None,
         cloudinary_upload_prefix=reader.http_url("CLOUDINARY_UPLOAD_PREFIX", DEFAULT_CLOUDINARY_UPLOAD_PREFIX),
+        cloudinary_delivery_prefix=reader.http_url("CLOUDINARY_DELIVERY_PREFIX", DEFAULT_CLOUDINARY_DELIVERY_PREFIX),
         aws_access_key_id=reader.optional("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=reader.optional("AWS_SECRET_ACCESS_KEY"),
         aws_region=reader.string("AWS_REGION", "us-east-1"),

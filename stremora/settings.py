@@ -105,6 +105,7 @@ CLOUDINARY_CLOUD_NAME = CONFIG.cloudinary.cloud_name if CONFIG.cloudinary else N
 CLOUDINARY_API_KEY = CONFIG.cloudinary.api_key if CONFIG.cloudinary else None
 CLOUDINARY_API_SECRET = CONFIG.cloudinary.api_secret if CONFIG.cloudinary else None
 CLOUDINARY_UPLOAD_PREFIX = CONFIG.cloudinary_upload_prefix
+CLOUDINARY_DELIVERY_PREFIX = CONFIG.cloudinary_delivery_prefix
 AWS_ACCESS_KEY_ID = CONFIG.aws_access_key_id
 AWS_SECRET_ACCESS_KEY = CONFIG.aws_secret_access_key
 AWS_REGION = CONFIG.aws_region

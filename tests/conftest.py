@@ -56,3 +56,26 @@ def s3_inprocess(settings):
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="stremora-test")
         yield client
+
+
+@pytest.fixture(scope="session")
+def cloudinary_service():
+    from tests.cloudinary_server import CloudinaryTestServer
+
+    with CloudinaryTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def cloudinary_server(cloudinary_service, settings):
+    """Cloudinary as a provider, served by the test server on loopback, empty and healthy."""
+    cloudinary_service.reset()
+    settings.CLOUDINARY_CLOUD_NAME = cloudinary_service.cloud_name
+    settings.CLOUDINARY_API_KEY = cloudinary_service.api_key
+    settings.CLOUDINARY_API_SECRET = cloudinary_service.api_secret
+    settings.CLOUDINARY_UPLOAD_PREFIX = cloudinary_service.url
+    settings.CLOUDINARY_DELIVERY_PREFIX = cloudinary_service.url
+    # Short enough that a hanging provider costs the suite little.
+    settings.STORAGE_TIMEOUT = 1.5
+    yield cloudinary_service
+    cloudinary_service.heal()

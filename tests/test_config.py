@@ -39,6 +39,7 @@ def test_defaults_follow_the_contract():
     assert config.storage_providers == ("cloudinary", "s3", "local")
     assert config.cloudinary is None
     assert config.cloudinary_upload_prefix == "https://api.cloudinary.com"
+    assert config.cloudinary_delivery_prefix == "https://res.cloudinary.com"
     assert config.aws_access_key_id is None
     assert config.aws_secret_access_key is None
     assert config.aws_region == "us-east-1"
