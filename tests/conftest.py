@@ -79,3 +79,24 @@ def cloudinary_server(cloudinary_service, settings):
     settings.STORAGE_TIMEOUT = 1.5
     yield cloudinary_service
     cloudinary_service.heal()
+
+
+@pytest.fixture(scope="session")
+def s3_service():
+    from tests.s3_server import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_server(s3_service, settings):
+    """S3 as a provider, served by moto's server in its own process, with an empty bucket."""
+    s3_service.reset()
+    s3_service.client().create_bucket(Bucket="stremora-test")
+    settings.AWS_ACCESS_KEY_ID = "AKIAEXAMPLE"
+    settings.AWS_SECRET_ACCESS_KEY = "aws-secret-for-tests"
+    settings.AWS_S3_BUCKET_NAME = "stremora-test"
+    settings.AWS_S3_ENDPOINT_URL = s3_service.url
+    settings.AWS_REGION = "us-east-1"
+    return s3_service
