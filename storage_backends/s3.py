@@ -38,8 +38,9 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
         client_config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,
-            # One retry for a passing fault; after that the chain moves on.
-            retries={"mode": "standard", "max_attempts": 2},
+            # Two attempts in all (botocore's "max_attempts" counts retries): one retry
+            # for a passing fault such as SlowDown, then the chain moves on.
+            retries={"mode": "standard", "total_max_attempts": 2},
             signature_version="s3v4",
             s3={"addressing_style": "path"} if endpoint_url else {},
         )
