@@ -8,6 +8,7 @@ multipart upload when a part fails, so a failed save leaves no parts behind whil
 is reachable (a bucket lifecycle rule covers the rest, see docs/).
 """
 
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from django.utils.deconstruct import deconstructible
 from storages.backends.s3 import S3Storage as DjangoStoragesS3Storage
@@ -17,6 +18,15 @@ from storage_backends.names import UniqueNamesMixin
 # Reading a stored object (open()) spills to a temporary file past this size, instead
 # of holding the whole object in memory (django-storages' default).
 SPOOL_MAX_MEMORY = 8 * 1024 * 1024
+# An upload holds at most this many 8 MiB parts in memory (boto3's default is 10): the
+# bound on what saving any file costs in memory, whatever its size.
+UPLOAD_PARTS_IN_MEMORY = 5
+
+
+def bounded_transfer_config():
+    config = TransferConfig(max_concurrency=UPLOAD_PARTS_IN_MEMORY)
+    config.max_in_memory_upload_chunks = UPLOAD_PARTS_IN_MEMORY
+    return config
 
 
 @deconstructible(path="storage_backends.s3.S3Storage")
@@ -44,6 +54,7 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
             signature_version="s3v4",
             s3={"addressing_style": "path"} if endpoint_url else {},
         )
+        options.setdefault("transfer_config", bounded_transfer_config())
         super().__init__(
             access_key=access_key,
             secret_key=secret_key,

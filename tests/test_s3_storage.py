@@ -130,4 +130,5 @@ def test_registry_builds_it_from_settings_with_bounded_calls(settings):
     assert storage.client_config.connect_timeout == 4.5
     assert storage.client_config.read_timeout == 4.5
     assert storage.connection.meta.client.meta.config.retries["total_max_attempts"] == 2
+    assert storage.transfer_config.max_in_memory_upload_chunks == 5
     assert storage.connection is storage.connection
