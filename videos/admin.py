@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
 
 from videos import services
-from videos.models import Video
+from videos.models import PendingDeletion, Video
 
 
 @admin.register(Video)
@@ -40,3 +40,21 @@ class VideoAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         services.save_video(obj, file_changed="file" in form.changed_data)
+
+    def delete_model(self, request, obj):
+        services.delete_video(obj)
+
+    def delete_queryset(self, request, queryset):
+        for video in queryset:
+            services.delete_video(video)
+
+
+@admin.register(PendingDeletion)
+class PendingDeletionAdmin(admin.ModelAdmin):
+    list_display = ("name", "provider", "attempts", "next_attempt_at", "last_error")
+    list_filter = ("provider",)
+    search_fields = ("name",)
+    readonly_fields = ("name", "provider", "attempts", "last_error", "next_attempt_at", "created_at")
+
+    def has_add_permission(self, request):
+        return False

@@ -90,3 +90,20 @@ def _remove_files(stored):
             storage.delete(name)
         except Exception as exc:
             logger.error("Could not remove %s after a failed save (%s); cleanup_orphans will find it", name, exc)
+
+
+class PendingDeletion(models.Model):
+    """A stored file whose removal failed; ``retry_deletions`` tries it again, with backoff."""
+
+    name = models.CharField(max_length=520, unique=True, help_text="The stored name, provider prefix included.")
+    provider = models.CharField(max_length=20, choices=StorageProvider.choices)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["next_attempt_at", "id"]
+
+    def __str__(self):
+        return self.name

@@ -1,10 +1,32 @@
-"""Operations on videos and their files, shared by the admin, the API and the commands."""
+"""Operations on videos and their files: the admin, the API and the commands all call these.
 
+The rules they keep, each in one place:
+
+- new files go through the fallback chain before the row is written, and the row
+  records the provider that took them (``Video.save``);
+- a file that is replaced or whose video is deleted is removed from its provider only
+  after the database commits, so a rolled-back change never loses a playing file;
+- a removal that fails is queued as a ``PendingDeletion`` and retried later with
+  backoff, never forgotten.
+"""
+
+import logging
 import mimetypes
+from datetime import timedelta
 
+from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
-from videos.models import Video
+from storage_backends.chain import describe_failure
+from storage_backends.names import provider_of
+from videos.models import PendingDeletion, Video
+
+logger = logging.getLogger(__name__)
+
+# Retry delays for a failed removal: 1, 2, 4 … minutes, at most a day apart.
+RETRY_BASE_DELAY = timedelta(minutes=1)
+RETRY_MAX_DELAY = timedelta(days=1)
 
 
 def describe_file(uploaded_file) -> tuple[int, str]:
@@ -13,10 +35,114 @@ def describe_file(uploaded_file) -> tuple[int, str]:
     return uploaded_file.size, content_type or "application/octet-stream"
 
 
+def create_video(*, owner, title, file, thumbnail=None, content_type=None, **fields) -> Video:
+    """Store ``file`` (and ``thumbnail``) through the chain and write the video's row."""
+    video = Video(owner=owner, title=title, file=file, **fields)
+    if thumbnail:
+        video.thumbnail = thumbnail
+    return save_video(video, file_changed=True, content_type=content_type)
+
+
+def update_video(video: Video, *, file=None, thumbnail=None, content_type=None, **fields) -> Video:
+    """Change a video's metadata, and replace its file or thumbnail when new ones are given."""
+    for field_name, value in fields.items():
+        setattr(video, field_name, value)
+    if file:
+        video.file = file
+    if thumbnail:
+        video.thumbnail = thumbnail
+    return save_video(video, file_changed=bool(file), content_type=content_type)
+
+
 @transaction.atomic
-def save_video(video: Video, *, file_changed: bool) -> Video:
-    """Save ``video``; when its file is new, record the file's size and type with it."""
+def save_video(video: Video, *, file_changed: bool, content_type=None) -> Video:
+    """Save ``video``; files it no longer uses are removed once the save commits.
+
+    The admin form assigns the new files itself and calls this; the API goes through
+    ``create_video`` and ``update_video``.
+    """
     if file_changed and video.file:
-        video.size_bytes, video.content_type = describe_file(video.file)
+        size, guessed_type = describe_file(video.file)
+        video.size_bytes, video.content_type = size, content_type or guessed_type
+    replaced = _replaced_names(video)
     video.save()
+    remove_files_after_commit(replaced)
     return video
+
+
+def delete_video(video: Video) -> None:
+    """Delete the row; its files are removed from their providers after the commit."""
+    names = [field_file.name for field_file in (video.file, video.thumbnail) if field_file]
+    with transaction.atomic():
+        video.delete()
+        remove_files_after_commit(names)
+
+
+def _replaced_names(video: Video) -> list[str]:
+    """Names of the stored files that this save of ``video`` will stop using."""
+    if video.pk is None:
+        return []
+    stored = Video.objects.filter(pk=video.pk).values("file", "thumbnail").first()
+    if stored is None:
+        return []
+    current = {"file": video.file.name or "", "thumbnail": video.thumbnail.name or ""}
+    return [
+        stored[field_name]
+        for field_name in ("file", "thumbnail")
+        if stored[field_name] and stored[field_name] != current[field_name]
+    ]
+
+
+def remove_files_after_commit(names) -> None:
+    names = [name for name in names if name]
+    if names:
+        transaction.on_commit(lambda: [remove_stored_file(name) for name in names])
+
+
+def remove_stored_file(name: str) -> bool:
+    """Remove a stored file from its provider now; queue the removal when that fails.
+
+    Returns whether the file is gone.
+    """
+    try:
+        default_storage.delete(name)
+    except Exception as exc:
+        reason = describe_failure(exc)
+        logger.warning("Could not remove %s, queued for retry: %s", name, reason)
+        _queue_removal(name, reason)
+        return False
+    PendingDeletion.objects.filter(name=name).delete()
+    return True
+
+
+def _queue_removal(name: str, reason: str) -> PendingDeletion:
+    pending, _ = PendingDeletion.objects.get_or_create(
+        name=name, defaults={"provider": provider_of(name), "next_attempt_at": timezone.now()}
+    )
+    pending.attempts += 1
+    pending.last_error = reason
+    pending.next_attempt_at = timezone.now() + retry_delay(pending.attempts)
+    pending.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+    return pending
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return min(RETRY_BASE_DELAY * 2 ** max(attempts - 1, 0), RETRY_MAX_DELAY)
+
+
+def retry_pending_deletions(*, due_only=True) -> tuple[int, int]:
+    """Try the queued removals again: ``(removed, still_failing)``."""
+    queue = PendingDeletion.objects.all()
+    if due_only:
+        queue = queue.filter(next_attempt_at__lte=timezone.now())
+    removed = failing = 0
+    for pending in queue.iterator():
+        if Video.objects.filter(file=pending.name).exists() or Video.objects.filter(thumbnail=pending.name).exists():
+            # A video uses the file again (a move was undone, say): it must stay.
+            pending.delete()
+            continue
+        if remove_stored_file(pending.name):
+            removed += 1
+        else:
+            failing += 1
+    return removed, failing

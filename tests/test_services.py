@@ -1,0 +1,143 @@
+"""The service layer: files stored before the row, old files removed after the commit."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from storage_backends import providers
+from tests.factories import video_upload
+from videos import services
+from videos.models import PendingDeletion, Video
+
+BUCKET = "stremora-test"
+
+
+def on_disk(media_root, name):
+    return (media_root / name.removeprefix("local:")).exists()
+
+
+@pytest.fixture
+def local_only(settings):
+    settings.STORAGE_PROVIDERS = ["local"]
+
+
+@pytest.fixture
+def s3_deletes_fail(s3_inprocess):
+    def refuse(**kwargs):
+        raise ConnectionError("S3 is unreachable")
+
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+    events.register("before-send.s3.DeleteObject", refuse)
+    yield
+    events.unregister("before-send.s3.DeleteObject", refuse)
+
+
+def test_create_stores_the_file_and_describes_it(local_only, user, media_root):
+    video = services.create_video(owner=user, title="Clip", file=video_upload(size=3000), is_published=True)
+
+    video.refresh_from_db()
+    assert video.storage_provider == "local"
+    assert (video.size_bytes, video.content_type, video.is_published) == (3000, "video/mp4", True)
+    assert on_disk(media_root, video.file.name)
+
+
+def test_replacing_the_file_removes_the_old_one_after_the_commit(
+    local_only, user, media_root, django_capture_on_commit_callbacks
+):
+    video = services.create_video(owner=user, title="Clip", file=video_upload(size=100))
+    old_name = video.file.name
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.update_video(video, file=video_upload("new.mp4", size=200), title="New cut")
+
+    video.refresh_from_db()
+    assert len(callbacks) == 1
+    assert video.title == "New cut" and video.size_bytes == 200
+    assert video.file.name != old_name and on_disk(media_root, video.file.name)
+    assert not on_disk(media_root, old_name)
+
+
+def test_a_rolled_back_replacement_keeps_the_old_file(local_only, user, media_root, django_capture_on_commit_callbacks):
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    old_name = video.file.name
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                services.update_video(video, file=video_upload("new.mp4"))
+                raise RuntimeError("the request failed after the save")
+
+    assert callbacks == []
+    assert Video.objects.get(pk=video.pk).file.name == old_name
+    assert on_disk(media_root, old_name)
+
+
+def test_metadata_changes_leave_the_files_alone(local_only, user, media_root, django_capture_on_commit_callbacks):
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.update_video(video, description="Longer text")
+
+    assert callbacks == []
+    assert on_disk(media_root, video.file.name)
+
+
+def test_delete_removes_the_row_then_the_files(local_only, user, media_root, django_capture_on_commit_callbacks):
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    name = video.file.name
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_video(video)
+
+    assert not Video.objects.exists()
+    assert not on_disk(media_root, name)
+
+
+def test_a_failed_removal_is_queued_and_retried(
+    settings, s3_inprocess, s3_deletes_fail, user, django_capture_on_commit_callbacks
+):
+    settings.STORAGE_PROVIDERS = ["s3"]
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    name = video.file.name
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_video(video)
+
+    pending = PendingDeletion.objects.get()
+    assert (pending.name, pending.provider, pending.attempts) == (name, "s3", 1)
+    assert "S3 is unreachable" in pending.last_error
+    assert "aws-secret-for-tests" not in pending.last_error
+    assert pending.next_attempt_at > timezone.now() + timedelta(seconds=50)
+    assert services.retry_pending_deletions() == (0, 0)  # not due yet
+
+    assert services.retry_pending_deletions(due_only=False) == (0, 1)
+    assert PendingDeletion.objects.get().attempts == 2
+
+
+def test_a_queued_removal_succeeds_once_the_provider_is_back(settings, s3_inprocess, user):
+    settings.STORAGE_PROVIDERS = ["s3"]
+    name = services.create_video(owner=user, title="Clip", file=video_upload()).file.name
+    Video.objects.all().delete()
+    PendingDeletion.objects.create(name=name, provider="s3", attempts=1, next_attempt_at=timezone.now())
+
+    assert services.retry_pending_deletions() == (1, 0)
+
+    assert not PendingDeletion.objects.exists()
+    assert s3_inprocess.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def test_a_queued_file_that_a_video_uses_again_is_kept(local_only, user, media_root):
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    PendingDeletion.objects.create(name=video.file.name, provider="local", next_attempt_at=timezone.now())
+
+    assert services.retry_pending_deletions() == (0, 0)
+
+    assert not PendingDeletion.objects.exists()
+    assert on_disk(media_root, video.file.name)
+
+
+def test_retry_delays_double_up_to_a_day():
+    assert [services.retry_delay(attempts).total_seconds() for attempts in (1, 2, 3)] == [60, 120, 240]
+    assert services.retry_delay(30) == timedelta(days=1)
