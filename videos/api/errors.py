@@ -1,0 +1,35 @@
+"""API errors beyond DRF's own: a full upload store, an oversized upload."""
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from storage_backends.errors import StorageUnavailable
+
+
+class ProviderUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "No storage provider could store the file. Try again later."
+    default_code = "storage_unavailable"
+
+    def __init__(self, detail=None, wait=None):
+        super().__init__(detail)
+        # DRF's handler turns ``wait`` into a Retry-After header.
+        self.wait = wait
+
+
+class FileTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "file_too_large"
+
+    def __init__(self, limit_mb):
+        super().__init__(f"The upload is larger than the limit of {limit_mb} MB.")
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, StorageUnavailable):
+        # The providers' reasons go to the log (the chain logged them); the client
+        # learns only that storage is down and when to try again.
+        exc = ProviderUnavailable(wait=settings.STORAGE_BREAKER_COOLDOWN)
+    return drf_exception_handler(exc, context)

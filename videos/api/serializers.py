@@ -1,0 +1,88 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from storage_backends.errors import ProviderNotConfigured
+from videos import services
+from videos.models import Video
+from videos.validators import clean_file_name, validate_video_file
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    file = serializers.FileField(write_only=True, allow_empty_file=False)
+    thumbnail = serializers.ImageField(write_only=True, required=False)
+    video_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    owner = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Video
+        fields = [
+            "id",
+            "title",
+            "description",
+            "file",
+            "thumbnail",
+            "video_url",
+            "thumbnail_url",
+            "storage_provider",
+            "size_bytes",
+            "content_type",
+            "duration_seconds",
+            "is_published",
+            "owner",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["storage_provider", "size_bytes", "content_type", "duration_seconds"]
+
+    def validate_file(self, uploaded_file):
+        try:
+            self._sniffed_type = validate_video_file(uploaded_file)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+        uploaded_file.name = clean_file_name(uploaded_file.name)
+        return uploaded_file
+
+    def validate_thumbnail(self, image):
+        image.name = clean_file_name(image.name, default="thumbnail")
+        return image
+
+    def _url_of(self, field_file):
+        if not field_file:
+            return None
+        try:
+            url = field_file.url
+        except ProviderNotConfigured:
+            # The provider holding the file lost its settings: no URL, but the rest reads.
+            return None
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request and url.startswith("/") else url
+
+    def get_video_url(self, video) -> str | None:
+        return self._url_of(video.file)
+
+    def get_thumbnail_url(self, video) -> str | None:
+        return self._url_of(video.thumbnail)
+
+    def create(self, validated_data):
+        return services.create_video(content_type=getattr(self, "_sniffed_type", None), **validated_data)
+
+    def update(self, video, validated_data):
+        return services.update_video(video, content_type=getattr(self, "_sniffed_type", None), **validated_data)
+
+
+class VideoUpdateSerializer(VideoSerializer):
+    """For PATCH and PUT: a new file is optional, metadata alone may change."""
+
+    file = serializers.FileField(write_only=True, required=False, allow_empty_file=False)
+
+
+class ProviderHealthSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    configured = serializers.BooleanField()
+    available = serializers.BooleanField()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
+    providers = ProviderHealthSerializer(many=True)

@@ -1,0 +1,82 @@
+from django.conf import settings
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, viewsets
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from storage_backends import providers
+from storage_backends.breaker import CircuitBreaker
+from videos import services
+from videos.api.filters import VideoFilter
+from videos.api.permissions import IsOwnerOrStaffOrReadOnly
+from videos.api.serializers import HealthSerializer, VideoSerializer, VideoUpdateSerializer
+from videos.api.upload_limits import UploadSizeLimitHandler
+from videos.models import Video
+
+
+class VideoViewSet(viewsets.ModelViewSet):
+    """Videos: published ones for everyone, one's own too when signed in, all for staff."""
+
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    filterset_class = VideoFilter
+    search_fields = ["title", "description"]
+    ordering_fields = ["created_at", "title", "size_bytes", "duration_seconds"]
+    ordering = ["-created_at", "-id"]
+
+    def initialize_request(self, request, *args, **kwargs):
+        # The size limit must see the bytes before any other handler stores them.
+        request.upload_handlers.insert(0, UploadSizeLimitHandler(request))
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get_queryset(self):
+        videos = Video.objects.select_related("owner")
+        user = self.request.user
+        if user.is_staff:
+            return videos
+        if user.is_authenticated:
+            return videos.filter(Q(is_published=True) | Q(owner=user))
+        return videos.filter(is_published=True)
+
+    def get_serializer_class(self):
+        if self.action in ("update", "partial_update"):
+            return VideoUpdateSerializer
+        return VideoSerializer
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+    def perform_destroy(self, video):
+        services.delete_video(video)
+
+
+def provider_health():
+    report = []
+    for name in settings.STORAGE_PROVIDERS:
+        configured = providers.is_configured(name)
+        report.append(
+            {"name": name, "configured": configured, "available": configured and not CircuitBreaker(name).is_open()}
+        )
+    return report
+
+
+class HealthView(APIView):
+    """Whether uploads can be stored: each provider of the chain, configured and available."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = []
+
+    @extend_schema(responses=HealthSerializer)
+    def get(self, request):
+        report = provider_health()
+        configured = [provider for provider in report if provider["configured"]]
+        available = [provider for provider in configured if provider["available"]]
+        if not available:
+            status = "down"
+        elif len(available) < len(configured):
+            status = "degraded"
+        else:
+            status = "ok"
+        return Response({"status": status, "providers": report}, status=503 if status == "down" else 200)
