@@ -8,6 +8,8 @@
     proxy.set_mode("pass")
 
 A mode applies to new connections; "refuse" and ``stop()`` also close open ones.
+Every socket is closed by the thread that uses it; other threads only shut sockets
+down, which wakes whoever is blocked on them.
 """
 
 import selectors
@@ -16,7 +18,9 @@ import struct
 import threading
 
 MODES = ("pass", "refuse", "hang", "reset", "cut_after")
-BUFFER = 64 * 1024
+BUFFER_SIZE = 64 * 1024
+POLL_INTERVAL = 0.1
+TIMEOUT = 5
 
 
 class FaultProxy:
@@ -27,18 +31,31 @@ class FaultProxy:
         self.mode = "pass"
         self.cut_after = None
         self.connections = 0
-        self._listener = None
         self._lock = threading.Lock()
-        self._open = set()
-        self._stopped = threading.Event()
+        self._running = False
+        self._listener = None
+        self._accept_thread = None
+        self._connection_threads = set()
+        self._open_sockets = set()
+        self._generation = 0  # bumped to close every open connection
 
     @property
     def url(self):
         return f"http://{self.host}:{self.port}"
 
     def start(self):
-        self._listen()
+        with self._lock:
+            self._running = True
+        self._listen()  # even in "refuse", to pick the port
+        if self.mode == "refuse":
+            self._stop_listening()
         return self
+
+    def stop(self):
+        with self._lock:
+            self._running = False
+        self._stop_listening()
+        self._close_connections()
 
     def __enter__(self):
         return self.start()
@@ -46,23 +63,22 @@ class FaultProxy:
     def __exit__(self, *exc_info):
         self.stop()
 
-    def set_mode(self, mode, bytes=None):
+    def set_mode(self, mode, **options):
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}; one of {', '.join(MODES)}")
+        cut_after = options.pop("bytes", None)
+        if options:
+            raise TypeError(f"Unexpected options for {mode!r}: {', '.join(options)}")
+        if (mode == "cut_after") != (cut_after is not None):
+            raise ValueError('bytes=N goes with "cut_after", and only with it')
         with self._lock:
-            self.mode, self.cut_after = mode, bytes
+            self.mode, self.cut_after = mode, cut_after
+            running = self._running
         if mode == "refuse":
-            self._unlisten()
-            self._close_open_connections()
-        else:
+            self._stop_listening()
+            self._close_connections()
+        elif running:
             self._listen()
-
-    def stop(self):
-        self._stopped.set()
-        self._unlisten()
-        self._close_open_connections()
-
-    # -- listening -----------------------------------------------------------
 
     def _listen(self):
         with self._lock:
@@ -70,95 +86,128 @@ class FaultProxy:
                 return
             listener = socket.socket()
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self.host, self.port or 0))
-            listener.listen(64)
+            listener.settimeout(POLL_INTERVAL)
+            try:
+                listener.bind((self.host, self.port or 0))  # the same port again after "refuse"
+                listener.listen(64)
+            except OSError:
+                listener.close()
+                raise
             self.port = listener.getsockname()[1]
             self._listener = listener
-        threading.Thread(target=self._accept_loop, args=(listener,), daemon=True).start()
+            self._accept_thread = threading.Thread(
+                target=self._accept_loop, args=(listener,), name=f"fault-proxy-{self.port}", daemon=True
+            )
+            self._accept_thread.start()
 
-    def _unlisten(self):
+    def _stop_listening(self):
         with self._lock:
             listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
+            accept_thread, self._accept_thread = self._accept_thread, None
+        if listener is None:
+            return
+        _shutdown(listener)  # wakes accept(); the accept thread closes the socket
+        accept_thread.join(TIMEOUT)
 
     def _accept_loop(self, listener):
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # the listener was closed
-            with self._lock:
-                self.connections += 1
-                mode, cut_after = self.mode, self.cut_after
-                self._open.add(client)
-            threading.Thread(target=self._serve, args=(client, mode, cut_after), daemon=True).start()
-
-    def _close_open_connections(self):
-        with self._lock:
-            sockets, self._open = self._open, set()
-        for sock in sockets:
-            _abort(sock)
-
-    # -- one connection ------------------------------------------------------
-
-    def _serve(self, client, mode, cut_after):
         try:
-            if mode == "reset":
-                _abort(client)
-            elif mode == "hang":
-                self._hang(client)
-            else:
-                self._forward(client, cut_after)
+            while self._listener is listener:
+                try:
+                    client, _ = listener.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                client.settimeout(None)
+                with self._lock:
+                    self.connections += 1
+                    mode, cut_after, generation = self.mode, self.cut_after, self._generation
+                if mode in ("reset", "refuse"):
+                    _abort(client)
+                    continue
+                thread = threading.Thread(
+                    target=self._serve,
+                    args=(client, mode, cut_after, generation),
+                    name=f"fault-proxy-{self.port}-connection",
+                    daemon=True,
+                )
+                with self._lock:
+                    self._connection_threads.add(thread)
+                thread.start()
+        finally:
+            listener.close()
+
+    def _close_connections(self):
+        with self._lock:
+            self._generation += 1
+            for sock in self._open_sockets:
+                _shutdown(sock)
+            threads = list(self._connection_threads)
+        for thread in threads:
+            thread.join(TIMEOUT)
+
+    def _register(self, sock, generation):  # False if the connection is already closing
+        with self._lock:
+            if generation != self._generation:
+                return False
+            self._open_sockets.add(sock)
+            return True
+
+    def _serve(self, client, mode, cut_after, generation):
+        upstream = None
+        try:
+            if not self._register(client, generation):
+                return
+            if mode == "hang":
+                self._hang(client, generation)
+                return
+            upstream = socket.create_connection(self.target, timeout=TIMEOUT)
+            upstream.settimeout(None)
+            if self._register(upstream, generation):
+                self._forward(client, upstream, cut_after, generation)
+        except OSError:
+            pass
         finally:
             with self._lock:
-                self._open.discard(client)
-            _abort(client)
+                self._open_sockets.difference_update({client, upstream})
+                self._connection_threads.discard(threading.current_thread())
+            for sock in (client, upstream):
+                if sock is not None:
+                    _abort(sock)
 
-    def _hang(self, client):
-        client.settimeout(0.2)
-        while not self._stopped.is_set() and self.mode == "hang":
+    def _hang(self, client, generation):
+        client.settimeout(POLL_INTERVAL)
+        while self.mode == "hang" and self._generation == generation:
             try:
-                if not client.recv(BUFFER):
+                if not client.recv(BUFFER_SIZE):
                     return
             except socket.timeout:
                 continue
-            except OSError:
-                return
 
-    def _forward(self, client, cut_after):
-        try:
-            upstream = socket.create_connection(self.target, timeout=5)
-        except OSError:
-            return
-        with self._lock:
-            self._open.add(upstream)
-        selector = selectors.DefaultSelector()
-        selector.register(client, selectors.EVENT_READ, upstream)
-        selector.register(upstream, selectors.EVENT_READ, client)
-        sent_upstream = 0
-        try:
-            while not self._stopped.is_set():
-                for key, _ in selector.select(timeout=0.2):
-                    data = key.fileobj.recv(BUFFER)
+    def _forward(self, client, upstream, cut_after, generation):
+        allowed_upstream = cut_after  # bytes the client may still send; None for no limit
+        with selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ, upstream)
+            selector.register(upstream, selectors.EVENT_READ, client)
+            while self._generation == generation:
+                for key, _ in selector.select(timeout=POLL_INTERVAL):
+                    source, destination = key.fileobj, key.data
+                    data = source.recv(BUFFER_SIZE)
                     if not data:
                         return
-                    if key.fileobj is client and cut_after is not None:
-                        if sent_upstream + len(data) > cut_after:
+                    if source is client and allowed_upstream is not None:
+                        if len(data) >= allowed_upstream:
+                            destination.sendall(data[:allowed_upstream])
                             return
-                        sent_upstream += len(data)
-                    key.data.sendall(data)
-        except OSError:
-            return
-        finally:
-            selector.close()
-            with self._lock:
-                self._open.discard(upstream)
-            _abort(upstream)
+                        allowed_upstream -= len(data)
+                    destination.sendall(data)
+
+
+def _shutdown(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _abort(sock):

@@ -2,6 +2,10 @@
 
 moto's in-process mock and its server share state in one process (entering or leaving
 ``mock_aws`` resets the server), so the server always runs as a subprocess here.
+
+    with MotoServer() as server:
+        server.client().create_bucket(Bucket="videos")
+        server.keys("videos")
 """
 
 import os
@@ -17,12 +21,18 @@ import boto3
 from botocore.config import Config
 
 START_TIMEOUT = 20
+STOP_TIMEOUT = 5
 
 
 def free_port(host="127.0.0.1"):
     with socket.socket() as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def server_environment():
+    """The caller's environment without AWS settings that could reach the server."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
 
 
 class MotoServer:
@@ -39,28 +49,39 @@ class MotoServer:
     def start(self):
         if self._process is not None:
             return self
-        environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        # A file rather than a pipe: nobody reads the output, and a full pipe blocks the server.
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=environment,
+            env=server_environment(),
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
-                    return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        log_tail = self._log_tail()
+        while time.monotonic() < deadline and self._process.poll() is None:
+            if self._answers():
+                return self
+            time.sleep(0.1)
+        exit_code = self._process.poll()
+        log_tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"moto's S3 server did not start on {self.url}:\n{log_tail}")
+        reason = f"exited with code {exit_code}" if exit_code is not None else "did not answer"
+        raise RuntimeError(f"moto's S3 server on {self.url} {reason}:\n{log_tail}")
 
-    def _log_tail(self, size=2000):
+    def _answers(self):
+        try:
+            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True  # an HTTP error is still an answer
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log_tail(self, size=2000):
+        """The end of what the server wrote to stdout and stderr."""
+        if self._log is None:
+            return ""
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-size:]
 
@@ -69,7 +90,7 @@ class MotoServer:
         if process is not None:
             process.terminate()
             try:
-                process.wait(timeout=5)
+                process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
