@@ -47,8 +47,19 @@ class FallbackStorage(Storage):
         return unique_name(name, None if max_length is None else max_length - LONGEST_PREFIX)
 
     def _save(self, name, content):
+        return self._store(name, content, self.provider_names())
+
+    def save_on(self, provider, name, content):
+        """Store ``content`` on ``provider`` alone, under ``name`` as it is: moves use it.
+
+        ``name`` is an existing stored key, unique already, so a move keeps it (and a
+        move retried after an interruption replaces its own earlier copy).
+        """
+        return self._store(name, content, [provider])
+
+    def _store(self, name, content, provider_names):
         failures = []
-        for provider in self.provider_names():
+        for provider in provider_names:
             if not providers.is_configured(provider):
                 failures.append(ProviderFailure(provider, "not configured"))
                 continue

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from storage_backends import providers
+from storage_backends.errors import StorageUnavailable
 from tests.factories import video_upload
 from videos import services
 from videos.models import PendingDeletion, Video
@@ -141,3 +142,72 @@ def test_a_queued_file_that_a_video_uses_again_is_kept(local_only, user, media_r
 def test_retry_delays_double_up_to_a_day():
     assert [services.retry_delay(attempts).total_seconds() for attempts in (1, 2, 3)] == [60, 120, 240]
     assert services.retry_delay(30) == timedelta(days=1)
+
+
+def test_move_copies_checks_switches_and_then_removes_the_old_file(
+    settings, s3_inprocess, user, media_root, django_capture_on_commit_callbacks
+):
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = services.create_video(owner=user, title="Clip", file=video_upload(size=4321))
+    old_name = video.file.name
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.move_video(video, "s3") is True
+
+    assert video.storage_provider == "s3"
+    assert video.file.name == "s3:" + old_name.removeprefix("local:")  # the key stays
+    body = s3_inprocess.get_object(Bucket=BUCKET, Key="stremora/" + old_name.removeprefix("local:"))["Body"].read()
+    assert body == video_upload(size=4321).read()
+    assert not on_disk(media_root, old_name)
+    assert services.move_video(video, "s3") is False  # already there
+
+
+def test_a_failed_move_leaves_the_video_as_it_was(settings, s3_inprocess, user, media_root):
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    name = video.file.name
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+
+    def refuse(**kwargs):
+        raise ConnectionError("S3 is unreachable")
+
+    events.register("before-send.s3", refuse)
+    try:
+        with pytest.raises(StorageUnavailable):
+            services.move_video(video, "s3")
+    finally:
+        events.unregister("before-send.s3", refuse)
+
+    video.refresh_from_db()
+    assert (video.storage_provider, video.file.name) == ("local", name)
+    assert on_disk(media_root, name)
+    assert s3_inprocess.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_video_being_moved_is_skipped_by_another_mover(settings, s3_inprocess, user):
+    import threading
+
+    from django.db import connection
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row():
+        with transaction.atomic():
+            Video.objects.select_for_update().get(pk=video.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    locked.wait(10)
+    try:
+        assert services.move_video(video, "s3") is False
+    finally:
+        release.set()
+        holder.join()
+    assert Video.objects.get(pk=video.pk).storage_provider == "local"

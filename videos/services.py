@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from storage_backends.chain import describe_failure
-from storage_backends.names import provider_of
+from storage_backends.names import provider_of, split
 from videos.models import PendingDeletion, Video
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,65 @@ def delete_video(video: Video) -> None:
     with transaction.atomic():
         video.delete()
         remove_files_after_commit(names)
+
+
+class MoveError(Exception):
+    """A file could not be copied to its new provider, or the copy did not match."""
+
+
+def move_video(video: Video, to_provider: str) -> bool:
+    """Move a video's files to ``to_provider``; returns False when there was nothing to do.
+
+    The row stays locked while its files are copied (other movers skip it); the copies
+    are checked by size before the row switches to them, and the old files are
+    removed after the commit. Interrupted at any point, the video still plays: the
+    worst left behind is an unreferenced copy, which ``cleanup_orphans`` finds.
+    """
+    copies = []
+    try:
+        with transaction.atomic():
+            locked = Video.objects.select_for_update(skip_locked=True).filter(pk=video.pk).first()
+            if locked is None:
+                return False  # another mover holds it
+            to_move = [
+                field_name
+                for field_name in ("file", "thumbnail")
+                if getattr(locked, field_name) and provider_of(getattr(locked, field_name).name) != to_provider
+            ]
+            if not to_move:
+                return False
+            old_names = []
+            for field_name in to_move:
+                field_file = getattr(locked, field_name)
+                new_name = _copy_to(field_file.name, to_provider)
+                copies.append(new_name)
+                old_names.append(field_file.name)
+                setattr(locked, field_name, new_name)
+            locked.storage_provider = to_provider
+            locked.save(update_fields=["file", "thumbnail", "storage_provider", "updated_at"])
+            remove_files_after_commit(old_names)
+    except BaseException:
+        for name in copies:
+            remove_stored_file(name)
+        raise
+    video.refresh_from_db()
+    return True
+
+
+def _copy_to(name: str, to_provider: str) -> str:
+    _, key = split(name)
+    expected_size = default_storage.size(name)
+    with default_storage.open(name, "rb") as source:
+        new_name = default_storage.save_on(to_provider, key, source)
+    try:
+        copied_size = default_storage.size(new_name)
+    except Exception as exc:
+        remove_stored_file(new_name)
+        raise MoveError(f"Could not check the copy of {name} on {to_provider}: {describe_failure(exc)}") from exc
+    if copied_size != expected_size:
+        remove_stored_file(new_name)
+        raise MoveError(f"The copy of {name} on {to_provider} has {copied_size} bytes, not {expected_size}")
+    return new_name
 
 
 def _replaced_names(video: Video) -> list[str]:
