@@ -110,3 +110,80 @@ def test_admin_requires_staff(client, user):
     response = client.get(reverse("admin:videos_video_changelist"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
+
+
+def test_changelist_shows_the_provider_as_a_badge(admin_client, videos):
+    page = admin_client.get(reverse("admin:videos_video_changelist")).content.decode()
+
+    assert page.count('class="provider-badge"') == 2
+    assert ">Amazon S3</span>" in page and ">Local disk</span>" in page
+
+
+def test_change_page_plays_the_video(admin_client, staff_user, media_root):
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
+
+    page = admin_client.get(reverse("admin:videos_video_change", args=[video.pk])).content.decode()
+
+    assert f'<video controls preload="metadata" width="480" src="/media/{video.file.name.removeprefix("local:")}">' in page
+
+
+def admin_add(admin_client, staff_user, **fields):
+    data = {"title": "Uploaded", "description": "", "owner": staff_user.pk, "file": video_upload()}
+    data.update(fields)
+    return admin_client.post(reverse("admin:videos_video_add"), data, follow=True)
+
+
+def test_a_file_that_is_not_a_video_is_refused_in_the_form(admin_client, staff_user, media_root):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = admin_add(admin_client, staff_user, file=SimpleUploadedFile("clip.mp4", b"plain text " * 40))
+
+    assert response.context["adminform"].form.errors["file"] == ["The file is not a video: its content is unrecognised data."]
+    assert not Video.objects.exists()
+    assert not media_root.exists() or not any(media_root.rglob("*.mp4"))
+
+
+def test_storage_down_is_a_readable_error_and_nothing_saved(admin_client, staff_user, settings, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    settings.MEDIA_ROOT = blocked
+
+    response = admin_add(admin_client, staff_user)
+
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert len(shown) == 1 and shown[0].startswith("The file could not be stored: every storage provider failed.")
+    assert not Video.objects.exists()
+
+
+def test_verify_files_reports_what_is_missing(admin_client, staff_user, media_root):
+    present = Video.objects.create(title="Present", owner=staff_user, file=video_upload())
+    gone = Video.objects.create(title="Gone", owner=staff_user, file=video_upload())
+    (media_root / gone.file.name.removeprefix("local:")).unlink()
+
+    response = admin_client.post(
+        reverse("admin:videos_video_changelist"),
+        {"action": "verify_files", "_selected_action": [present.pk, gone.pk]},
+        follow=True,
+    )
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == [f"Missing: Gone ({gone.file.name})"]
+
+
+def test_move_action_moves_the_selected_videos(admin_client, staff_user, settings, s3_inprocess, media_root):
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
+    assert video.storage_provider == "local"
+
+    response = admin_client.post(
+        reverse("admin:videos_video_changelist"),
+        {"action": "move_to_s3", "_selected_action": [video.pk]},
+        follow=True,
+    )
+
+    assert [str(message) for message in response.context["messages"]] == ["Moved 1 video(s) to s3; 0 failed."]
+    video.refresh_from_db()
+    assert video.storage_provider == "s3"
+    keys = [item["Key"] for item in s3_inprocess.list_objects_v2(Bucket="stremora-test")["Contents"]]
+    assert keys == ["stremora/" + video.file.name.removeprefix("s3:")]

@@ -1,19 +1,89 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.utils.html import format_html
 
+from storage_backends import providers
+from storage_backends.errors import ProviderNotConfigured, StorageUnavailable
+from storage_backends.names import PROVIDER_NAMES
 from videos import services
 from videos.models import PendingDeletion, Video
+from videos.validators import clean_file_name, validate_video_file
+
+BADGE_COLOURS = {"cloudinary": "#3448c5", "s3": "#c7511f", "local": "#5a6268"}
+
+
+class VideoAdminForm(forms.ModelForm):
+    class Meta:
+        model = Video
+        fields = "__all__"
+
+    def clean_file(self):
+        uploaded = self.cleaned_data.get("file")
+        if uploaded and "file" in self.changed_data:
+            self.sniffed_type = validate_video_file(uploaded)
+            uploaded.name = clean_file_name(uploaded.name)
+        return uploaded
+
+    def clean_thumbnail(self):
+        image = self.cleaned_data.get("thumbnail")
+        if image and "thumbnail" in self.changed_data:
+            image.name = clean_file_name(image.name, default="thumbnail")
+        return image
+
+
+def move_action(provider):
+    def move_to(modeladmin, request, queryset):
+        moved = failed = 0
+        for video in queryset:
+            try:
+                moved += services.move_video(video, provider)
+            except (StorageUnavailable, services.MoveError) as exc:
+                failed += 1
+                modeladmin.message_user(request, f"{video}: {exc}", messages.ERROR)
+        modeladmin.message_user(
+            request, f"Moved {moved} video(s) to {provider}; {failed} failed.", messages.WARNING if failed else messages.SUCCESS
+        )
+
+    move_to.__name__ = f"move_to_{provider}"
+    move_to.short_description = f"Move to {dict(Video._meta.get_field('storage_provider').choices)[provider]}"
+    return move_to
+
+
+@admin.action(description="Verify files exist")
+def verify_files(modeladmin, request, queryset):
+    missing = []
+    for video in queryset:
+        for field_file in (video.file, video.thumbnail):
+            if not field_file:
+                continue
+            try:
+                present = default_storage.exists(field_file.name)
+            except Exception as exc:
+                present = False
+                modeladmin.message_user(request, f"{video}: could not check {field_file.name}: {exc}", messages.ERROR)
+            if not present:
+                missing.append(f"{video} ({field_file.name})")
+    if missing:
+        modeladmin.message_user(request, "Missing: " + "; ".join(missing), messages.ERROR)
+    else:
+        modeladmin.message_user(request, f"All files of {queryset.count()} video(s) are where they should be.")
 
 
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "storage_provider", "size", "is_published", "created_at")
+    form = VideoAdminForm
+    list_display = ("title", "owner", "provider_badge", "size", "is_published", "created_at")
     list_filter = ("storage_provider", "is_published")
     search_fields = ("title", "description")
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
     raw_id_fields = ("owner",)
     readonly_fields = (
+        "player",
         "storage_provider",
         "size_bytes",
         "content_type",
@@ -23,7 +93,7 @@ class VideoAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("title", "description", "owner", "is_published")}),
-        ("Files", {"fields": ("file", "thumbnail")}),
+        ("Files", {"fields": ("player", "file", "thumbnail")}),
         (
             "Storage",
             {"fields": ("storage_provider", "size_bytes", "content_type", "duration_seconds")},
@@ -35,11 +105,52 @@ class VideoAdmin(admin.ModelAdmin):
     def size(self, video):
         return filesizeformat(video.size_bytes)
 
+    @admin.display(description="storage provider", ordering="storage_provider")
+    def provider_badge(self, video):
+        return format_html(
+            '<span class="provider-badge" style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>',
+            BADGE_COLOURS.get(video.storage_provider, "#333"),
+            video.get_storage_provider_display(),
+        )
+
+    @admin.display(description="playback")
+    def player(self, video):
+        if not video.pk or not video.file:
+            return "-"
+        try:
+            url = video.file.url
+        except ProviderNotConfigured as exc:
+            return str(exc)
+        return format_html('<video controls preload="metadata" width="480" src="{}"></video>', url)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions["verify_files"] = self.get_action(verify_files)
+        for provider in PROVIDER_NAMES:
+            if providers.is_configured(provider):
+                action = move_action(provider)
+                actions[action.__name__] = (action, action.__name__, action.short_description)
+        return actions
+
     def get_changeform_initial_data(self, request):
         return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except StorageUnavailable as exc:
+            self.message_user(
+                request,
+                "The file could not be stored: every storage provider failed. Nothing was saved; "
+                f"please try again in a minute. ({exc})",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(self, request, obj, form, change):
-        services.save_video(obj, file_changed="file" in form.changed_data)
+        services.save_video(
+            obj, file_changed="file" in form.changed_data, content_type=getattr(form, "sniffed_type", None)
+        )
 
     def delete_model(self, request, obj):
         services.delete_video(obj)
