@@ -114,6 +114,18 @@ class FallbackStorage(Storage):
         storage, key = self._route(name)
         return storage.url(key)
 
+    def poster_url(self, name):
+        """A still frame of a stored video where its provider cuts one on delivery, else None."""
+        storage, key = self._route(name)
+        poster_url = getattr(storage, "poster_url", None)
+        return poster_url(key) if poster_url else None
+
+    def upload_details(self, name):
+        """What the provider said of a file when it stored it (e.g. ``duration``); may be empty."""
+        storage, key = self._route(name)
+        upload_details = getattr(storage, "upload_details", None)
+        return upload_details(key) if upload_details else {}
+
     def path(self, name):
         storage, key = self._route(name)
         return storage.path(key)

@@ -10,9 +10,11 @@ Every call carries the account and the timeout itself; the SDK's global
 can live in one process.
 """
 
+import collections
 import os
 import posixpath
 import tempfile
+import threading
 
 import urllib3
 from cloudinary import api as cloudinary_api
@@ -35,6 +37,8 @@ DEFAULT_CHUNK_SIZE = 20_000_000
 SPOOL_MAX_MEMORY = 8 * 1024 * 1024
 # Where the SDK's delivery URLs start; ``delivery_prefix`` replaces it (a CDN, a test server).
 CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
+# Upload answers kept for the caller to read back (``upload_details``), newest last.
+RECENT_UPLOADS_KEPT = 1000
 # Uploads whose name turns out to be taken are retried under a fresh name this often.
 NAME_ATTEMPTS = 3
 
@@ -92,6 +96,8 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         self.timeout = timeout
         self.chunk_size = chunk_size
         self.delivery_prefix = delivery_prefix.rstrip("/") if delivery_prefix else None
+        self._recent_uploads = collections.OrderedDict()
+        self._recent_lock = threading.Lock()
         self._http = urllib3.PoolManager(retries=urllib3.Retry(total=2, read=0, redirect=3))
 
     def __repr__(self):
@@ -130,6 +136,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         for _ in range(NAME_ATTEMPTS):
             result = self._upload(name, content)
             if not result.get("existing"):
+                self._remember_upload(name, result)
                 return name
             # overwrite=False found the public_id taken: never replace another file.
             name = unique_name(name)
@@ -196,6 +203,25 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
 
     def url(self, name):
         public_id, resource_type, file_format = self.resource_of(name)
+        return self._delivery_url(public_id, resource_type, file_format)
+
+    def poster_url(self, name):
+        """A still frame of a video, cut by Cloudinary on delivery; None for other files."""
+        public_id, resource_type, _ = self.resource_of(name)
+        return self._delivery_url(public_id, resource_type, "jpg") if resource_type == "video" else None
+
+    def upload_details(self, name):
+        """What Cloudinary said of a file this process just uploaded (``duration``), once."""
+        with self._recent_lock:
+            return self._recent_uploads.pop(name, {})
+
+    def _remember_upload(self, name, result):
+        with self._recent_lock:
+            self._recent_uploads[name] = {"duration": result.get("duration")}
+            while len(self._recent_uploads) > RECENT_UPLOADS_KEPT:
+                self._recent_uploads.popitem(last=False)
+
+    def _delivery_url(self, public_id, resource_type, file_format):
         options = {"resource_type": resource_type, "type": "upload", "secure": True, "cloud_name": self.cloud_name}
         if file_format:
             options["format"] = file_format

@@ -12,15 +12,19 @@ The rules they keep, each in one place:
 
 import logging
 import mimetypes
+import posixpath
 from datetime import timedelta
 
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from storage_backends.chain import describe_failure
+from storage_backends.errors import ProviderNotConfigured
 from storage_backends.names import provider_of, split
-from videos.models import PendingDeletion, Video
+from videos import probe
+from videos.models import PendingDeletion, StorageProvider, Video
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +65,48 @@ def save_video(video: Video, *, file_changed: bool, content_type=None) -> Video:
     The admin form assigns the new files itself and calls this; the API goes through
     ``create_video`` and ``update_video``.
     """
+    uploaded = None
     if file_changed and video.file:
+        uploaded = video.file.file
         size, guessed_type = describe_file(video.file)
         video.size_bytes, video.content_type = size, content_type or guessed_type
     replaced = _replaced_names(video)
     video.save()
+    if uploaded is not None:
+        _record_media_details(video, uploaded)
     remove_files_after_commit(replaced)
     return video
+
+
+def _record_media_details(video: Video, uploaded) -> None:
+    """Duration and poster: from Cloudinary's upload answer, else from ffprobe and ffmpeg.
+
+    Cloudinary cuts posters on delivery, so only files elsewhere get a poster stored as
+    their thumbnail, and never over one the uploader chose.
+    """
+    video.duration_seconds = default_storage.upload_details(video.file.name).get("duration")
+    wants_poster = not video.thumbnail and video.storage_provider != StorageProvider.CLOUDINARY
+    if video.duration_seconds is None or wants_poster:
+        info = probe.inspect(uploaded, want_poster=wants_poster)
+        if video.duration_seconds is None:
+            video.duration_seconds = info.duration
+        if wants_poster and info.poster_jpeg:
+            stem = posixpath.splitext(posixpath.basename(video.file.name))[0]
+            video.thumbnail = ContentFile(info.poster_jpeg, name=f"{stem}-poster.jpg")
+    if video.duration_seconds is not None or not video.thumbnail._committed:
+        video.save(update_fields=["duration_seconds", "thumbnail", "updated_at"])
+
+
+def poster_url(video: Video) -> str | None:
+    """The picture to show for a video: its thumbnail, else a frame its provider cuts."""
+    try:
+        if video.thumbnail:
+            return video.thumbnail.url
+        if video.file:
+            return default_storage.poster_url(video.file.name)
+    except ProviderNotConfigured:
+        return None
+    return None
 
 
 def delete_video(video: Video) -> None:

@@ -47,22 +47,21 @@ class VideoSerializer(serializers.ModelSerializer):
         image.name = clean_file_name(image.name, default="thumbnail")
         return image
 
-    def _url_of(self, field_file):
-        if not field_file:
+    def _absolute(self, url):
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if url and request and url.startswith("/") else url
+
+    def get_video_url(self, video) -> str | None:
+        if not video.file:
             return None
         try:
-            url = field_file.url
+            return self._absolute(video.file.url)
         except ProviderNotConfigured:
             # The provider holding the file lost its settings: no URL, but the rest reads.
             return None
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request and url.startswith("/") else url
-
-    def get_video_url(self, video) -> str | None:
-        return self._url_of(video.file)
 
     def get_thumbnail_url(self, video) -> str | None:
-        return self._url_of(video.thumbnail)
+        return self._absolute(services.poster_url(video))
 
     def create(self, validated_data):
         return services.create_video(content_type=getattr(self, "_sniffed_type", None), **validated_data)
