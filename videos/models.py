@@ -16,6 +16,16 @@ class StorageProvider(models.TextChoices):
     LOCAL = "local", "Local disk"
 
 
+class VideoQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Published videos for everyone, one's own too when signed in, all for staff."""
+        if user.is_staff:
+            return self
+        if user.is_authenticated:
+            return self.filter(models.Q(is_published=True) | models.Q(owner=user))
+        return self.filter(is_published=True)
+
+
 class Video(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -42,6 +52,8 @@ class Video(models.Model):
     is_published = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = VideoQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

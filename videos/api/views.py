@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, viewsets
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -32,13 +31,7 @@ class VideoViewSet(viewsets.ModelViewSet):
         return super().initialize_request(request, *args, **kwargs)
 
     def get_queryset(self):
-        videos = Video.objects.select_related("owner")
-        user = self.request.user
-        if user.is_staff:
-            return videos
-        if user.is_authenticated:
-            return videos.filter(Q(is_published=True) | Q(owner=user))
-        return videos.filter(is_published=True)
+        return Video.objects.visible_to(self.request.user).select_related("owner")
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
