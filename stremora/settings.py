@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CsrfViewMiddleware, which reads form posts: see upload_limits.
+    "videos.upload_limits.UploadTooLargeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -120,6 +122,13 @@ STORAGE_TIMEOUT = CONFIG.storage_timeout
 STORAGE_BREAKER_FAILURES = CONFIG.storage_breaker_failures
 STORAGE_BREAKER_COOLDOWN = CONFIG.storage_breaker_cooldown
 MAX_UPLOAD_MB = CONFIG.max_upload_mb
+# Uploads spill to temporary files past Django's 2.5 MB, so memory stays flat; the
+# first handler refuses anything over MAX_UPLOAD_MB as it arrives.
+FILE_UPLOAD_HANDLERS = [
+    "videos.upload_limits.UploadSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 LOGGING = {
     "version": 1,

@@ -187,3 +187,16 @@ def test_move_action_moves_the_selected_videos(admin_client, staff_user, setting
     assert video.storage_provider == "s3"
     keys = [item["Key"] for item in s3_inprocess.list_objects_v2(Bucket="stremora-test")["Contents"]]
     assert keys == ["stremora/" + video.file.name.removeprefix("s3:")]
+
+
+def test_an_oversized_upload_in_the_admin_is_a_413(admin_client, staff_user, settings, media_root):
+    settings.MAX_UPLOAD_MB = 1
+
+    response = admin_client.post(
+        reverse("admin:videos_video_add"),
+        {"title": "Too big", "owner": staff_user.pk, "file": video_upload(size=2 * 1024 * 1024)},
+    )
+
+    assert response.status_code == 413
+    assert response.content.decode() == "The upload is larger than the limit of 1 MB."
+    assert not Video.objects.exists()

@@ -4,6 +4,7 @@ import shutil
 import threading
 
 import pytest
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from selenium import webdriver
@@ -36,12 +37,12 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 @pytest.fixture
 def site(transactional_db):
-    """The site as deployed: Django's WSGI handler alone, so /media/ goes through our view.
+    """The site as deployed: static files, and Django's handler for the rest (/media/ too).
 
     (pytest-django's live_server answers /media/ itself, without byte ranges.)
     """
     server = ThreadedWSGIServer(("127.0.0.1", 0), QuietRequestHandler, allow_reuse_address=True)
-    server.set_app(WSGIHandler())
+    server.set_app(StaticFilesHandler(WSGIHandler()))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
@@ -81,3 +82,57 @@ def test_the_player_loads_its_source_and_seeks(browser, site, published):
     WebDriverWait(browser, 20).until(lambda _: not browser.execute_script("return arguments[0].seeking", player))
     assert browser.execute_script("return arguments[0].currentTime", player) == pytest.approx(3.0, abs=0.5)
     assert browser.execute_script("return arguments[0].error", player) is None
+
+
+def sign_in(browser, site, user):
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    browser.get(site + "/admin/login/")
+    browser.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value})
+
+
+def fill_the_add_form(browser, site, owner, path):
+    browser.get(site + "/admin/videos/video/add/")
+    browser.find_element(By.ID, "id_title").send_keys("From the browser")
+    owner_field = browser.find_element(By.ID, "id_owner")
+    owner_field.clear()
+    owner_field.send_keys(str(owner.pk))
+    browser.find_element(By.ID, "id_file").send_keys(str(path))
+    browser.find_element(By.NAME, "_save").click()
+
+
+def test_an_admin_upload_shows_progress_and_lands(browser, site, settings, transactional_db, staff_user, tmp_path):
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    clip = real_video(tmp_path, "upload.webm", seconds=20, codec_args=WEBM)
+    sign_in(browser, site, staff_user)
+
+    fill_the_add_form(browser, site, staff_user, clip)
+
+    WebDriverWait(browser, 30).until(lambda _: browser.current_url.endswith("/admin/videos/video/"))
+    video = Video.objects.get(title="From the browser")
+    assert video.storage_provider == "local" and video.size_bytes == clip.stat().st_size
+
+
+def test_a_failed_admin_upload_says_so_and_saves_nothing(
+    browser, site, settings, transactional_db, staff_user, tmp_path
+):
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    settings.MAX_UPLOAD_MB = 1
+    big = tmp_path / "big.webm"
+    big.write_bytes(real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes() + bytes(1_300_000))
+    sign_in(browser, site, staff_user)
+
+    fill_the_add_form(browser, site, staff_user, big)
+
+    error = browser.find_element(By.ID, "upload-error")
+    WebDriverWait(browser, 30).until(lambda _: error.is_displayed())
+    assert error.text == "The file is larger than the server accepts."
+    assert browser.find_element(By.CSS_SELECTOR, "#upload-progress progress").get_attribute("value") == "100"
+    assert not Video.objects.exists()

@@ -1,4 +1,4 @@
-"""API errors beyond DRF's own: a full upload store, an oversized upload."""
+"""API errors beyond DRF's own: storage unavailable, an oversized upload."""
 
 from django.conf import settings
 from rest_framework import status
@@ -6,6 +6,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from storage_backends.errors import StorageUnavailable
+from videos.upload_limits import UploadTooLarge
 
 
 class ProviderUnavailable(APIException):
@@ -23,11 +24,10 @@ class FileTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "file_too_large"
 
-    def __init__(self, limit_mb):
-        super().__init__(f"The upload is larger than the limit of {limit_mb} MB.")
-
 
 def exception_handler(exc, context):
+    if isinstance(exc, UploadTooLarge):
+        exc = FileTooLarge(str(exc))
     if isinstance(exc, StorageUnavailable):
         # The providers' reasons go to the log (the chain logged them); the client
         # learns only that storage is down and when to try again.

@@ -11,7 +11,6 @@ from videos import services
 from videos.api.filters import VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
 from videos.api.serializers import HealthSerializer, VideoSerializer, VideoUpdateSerializer
-from videos.api.upload_limits import UploadSizeLimitHandler
 from videos.models import Video
 
 
@@ -24,11 +23,6 @@ class VideoViewSet(viewsets.ModelViewSet):
     search_fields = ["title", "description"]
     ordering_fields = ["created_at", "title", "size_bytes", "duration_seconds"]
     ordering = ["-created_at", "-id"]
-
-    def initialize_request(self, request, *args, **kwargs):
-        # The size limit must see the bytes before any other handler stores them.
-        request.upload_handlers.insert(0, UploadSizeLimitHandler(request))
-        return super().initialize_request(request, *args, **kwargs)
 
     def get_queryset(self):
         return Video.objects.visible_to(self.request.user).select_related("owner")

@@ -1,0 +1,75 @@
+// Sends the video admin form with XMLHttpRequest when it carries a file, so that an
+// editor uploading hundreds of megabytes sees how far the upload has got, and a
+// readable message when it fails, instead of a frozen page.
+(function () {
+  "use strict";
+
+  function showError(message) {
+    var error = document.getElementById("upload-error");
+    error.textContent = message;
+    error.hidden = false;
+    document.getElementById("upload-progress").hidden = true;
+  }
+
+  function hasFile(form) {
+    return Array.prototype.some.call(form.querySelectorAll("input[type=file]"), function (input) {
+      return input.files && input.files.length > 0;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("video_form");
+    if (!form || !window.FormData) {
+      return;
+    }
+    form.addEventListener("submit", function (event) {
+      if (!hasFile(form)) {
+        return;
+      }
+      event.preventDefault();
+      var data = new FormData(form);
+      if (event.submitter && event.submitter.name) {
+        data.append(event.submitter.name, event.submitter.value);
+      }
+      var panel = document.getElementById("upload-progress");
+      var bar = panel.querySelector("progress");
+      var text = panel.querySelector(".upload-progress-text");
+      document.getElementById("upload-error").hidden = true;
+      panel.hidden = false;
+
+      var request = new XMLHttpRequest();
+      request.open("POST", form.action || window.location.href);
+      request.upload.addEventListener("progress", function (progress) {
+        if (progress.lengthComputable) {
+          var percent = Math.round((progress.loaded / progress.total) * 100);
+          bar.value = percent;
+          text.textContent = "Uploading… " + percent + "%";
+        }
+      });
+      request.upload.addEventListener("load", function () {
+        bar.value = 100;
+        text.textContent = "Stored the upload, saving…";
+      });
+      request.addEventListener("load", function () {
+        if (request.status >= 200 && request.status < 300) {
+          // Django answered with the next page (after its redirect) or the form with errors.
+          if (request.responseURL && request.responseURL !== window.location.href) {
+            window.location.assign(request.responseURL);
+          } else {
+            document.open();
+            document.write(request.responseText);
+            document.close();
+          }
+        } else if (request.status === 413) {
+          showError("The file is larger than the server accepts.");
+        } else {
+          showError("The upload failed (HTTP " + request.status + "). Nothing was saved; please try again.");
+        }
+      });
+      request.addEventListener("error", function () {
+        showError("The upload failed: the connection to the server was lost. Nothing was saved; please try again.");
+      });
+      request.send(data);
+    });
+  });
+})();
