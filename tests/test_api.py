@@ -232,3 +232,43 @@ def test_the_schema_validates():
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+
+
+def test_put_replaces_the_metadata(user):
+    video = make_video(user, "Old title", description="old")
+
+    response = client_for(user).put(
+        detail_url(video), {"title": "New title", "description": "", "is_published": "false"}, format="multipart"
+    )
+
+    assert response.status_code == 200, response.content
+    video.refresh_from_db()
+    assert (video.title, video.description, video.is_published) == ("New title", "", False)
+
+
+def test_the_list_builds_urls_without_a_network_call(api, user, settings, s3_inprocess, cloudinary_server):
+    from storage_backends import providers
+
+    for number, provider in enumerate(["s3", "cloudinary", "local"] * 3):
+        Video.objects.create(
+            title=f"Clip {number}", owner=user, is_published=True, file=f"{provider}:videos/clip{number}.mp4"
+        )
+    s3_requests = []
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+    events.register("before-send.s3", lambda **kwargs: s3_requests.append(kwargs["event_name"]))
+
+    results = api.get(LIST_URL).json()["results"]
+
+    assert len(results) == 9 and all(video["video_url"] for video in results)
+    assert s3_requests == []
+    assert sum(cloudinary_server.requests.values()) == 0
+
+
+def test_anonymous_clients_are_throttled(api, monkeypatch):
+    from rest_framework.throttling import AnonRateThrottle
+
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/minute"})
+
+    statuses = [api.get(LIST_URL).status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
