@@ -12,6 +12,7 @@ can live in one process.
 
 import collections
 import os
+from datetime import datetime, timezone
 import posixpath
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from storage_backends.errors import ProviderAnswerError
+from storage_backends.inventory import StoredFile
 from storage_backends.names import UniqueNamesMixin, unique_name
 
 VIDEO_EXTENSIONS = {"mp4", "m4v", "mov", "webm", "mkv", "avi", "mpeg", "mpg", "ogv", "3gp", "flv", "wmv"}
@@ -37,6 +39,8 @@ DEFAULT_CHUNK_SIZE = 20_000_000
 SPOOL_MAX_MEMORY = 8 * 1024 * 1024
 # Where the SDK's delivery URLs start; ``delivery_prefix`` replaces it (a CDN, a test server).
 CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
+# Resources per page of the Admin API's listing (its maximum).
+LISTING_PAGE_SIZE = 500
 # Upload answers kept for the caller to read back (``upload_details``), newest last.
 RECENT_UPLOADS_KEPT = 1000
 # Uploads whose name turns out to be taken are retried under a fresh name this often.
@@ -251,3 +255,46 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         finally:
             response.release_conn()
         return File(spool, name=name)
+
+    def name_of(self, resource):
+        """The stored name of a resource from the Admin API (``resource_of`` reversed)."""
+        public_id = resource["public_id"]
+        prefix = f"{self.folder}/" if self.folder else ""
+        if not public_id.startswith(prefix):
+            return None
+        path = public_id[len(prefix) :]
+        if resource.get("resource_type") in ("video", "image") and resource.get("format"):
+            return f"{path}.{resource['format']}"
+        return path
+
+    def iter_files(self):
+        prefix = f"{self.folder}/" if self.folder else ""
+        for resource_type in ("video", "image", "raw"):
+            cursor = None
+            while True:
+                options = {"next_cursor": cursor} if cursor else {}
+                page = cloudinary_api.resources(
+                    resource_type=resource_type,
+                    type="upload",
+                    prefix=prefix,
+                    max_results=LISTING_PAGE_SIZE,
+                    **self._account(),
+                    **options,
+                )
+                for resource in page.get("resources", []):
+                    name = self.name_of({"resource_type": resource_type, **resource})
+                    if name is not None:
+                        yield StoredFile(
+                            key=name,
+                            size=int(resource.get("bytes") or 0),
+                            modified=datetime.strptime(resource["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                                tzinfo=timezone.utc
+                            ),
+                        )
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+
+    def check(self):
+        """One Admin API ping: the API answers and accepts the key and secret."""
+        cloudinary_api.ping(**self._account())

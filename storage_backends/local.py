@@ -1,10 +1,14 @@
 """Local disk as a provider: Django's FileSystemStorage under MEDIA_ROOT."""
 
 import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
 
 from django.core.files.storage import FileSystemStorage
 from django.utils.deconstruct import deconstructible
 
+from storage_backends.inventory import StoredFile
 from storage_backends.names import UniqueNamesMixin
 
 
@@ -22,3 +26,22 @@ class LocalStorage(UniqueNamesMixin, FileSystemStorage):
             if not existed_before and os.path.exists(path):
                 os.remove(path)
             raise
+
+    def iter_files(self):
+        root = Path(self.location)
+        if not root.is_dir():
+            return
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                stat = path.stat()
+                yield StoredFile(
+                    key=path.relative_to(root).as_posix(),
+                    size=stat.st_size,
+                    modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+                )
+
+    def check(self):
+        """Raise unless MEDIA_ROOT exists (or can be made) and takes a file."""
+        os.makedirs(self.location, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.location):
+            pass

@@ -13,6 +13,8 @@ from botocore.config import Config
 from django.utils.deconstruct import deconstructible
 from storages.backends.s3 import S3Storage as DjangoStoragesS3Storage
 
+from storage_backends.inventory import StoredFile
+
 from storage_backends.names import UniqueNamesMixin
 
 # Reading a stored object (open()) spills to a temporary file past this size, instead
@@ -73,3 +75,14 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
 
     def __repr__(self):
         return f"<S3Storage bucket={self.bucket_name}>"
+
+    def iter_files(self):
+        prefix = f"{self.location}/" if self.location else ""
+        client = self.connection.meta.client
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield StoredFile(key=item["Key"][len(prefix) :], size=item["Size"], modified=item["LastModified"])
+
+    def check(self):
+        """One HeadBucket: the endpoint answers, the credentials work, the bucket exists."""
+        self.connection.meta.client.head_bucket(Bucket=self.bucket_name)

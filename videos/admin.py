@@ -1,7 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
@@ -10,6 +9,7 @@ from storage_backends import providers
 from storage_backends.errors import ProviderNotConfigured, StorageUnavailable
 from storage_backends.names import PROVIDER_NAMES
 from videos import services
+from videos.housekeeping import missing_files
 from videos.models import PendingDeletion, Video
 from videos.validators import clean_file_name, validate_video_file
 
@@ -55,18 +55,7 @@ def move_action(provider):
 
 @admin.action(description="Verify files exist")
 def verify_files(modeladmin, request, queryset):
-    missing = []
-    for video in queryset:
-        for field_file in (video.file, video.thumbnail):
-            if not field_file:
-                continue
-            try:
-                present = default_storage.exists(field_file.name)
-            except Exception as exc:
-                present = False
-                modeladmin.message_user(request, f"{video}: could not check {field_file.name}: {exc}", messages.ERROR)
-            if not present:
-                missing.append(f"{video} ({field_file.name})")
+    missing = [f"{video} ({name})" for video in queryset for name in missing_files(video)]
     if missing:
         modeladmin.message_user(request, "Missing: " + "; ".join(missing), messages.ERROR)
     else:

@@ -1,0 +1,89 @@
+"""Storage housekeeping behind the management commands: health, orphans, verification.
+
+Moves and retried deletions live in ``videos.services`` with the other file rules.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import Q
+from django.utils import timezone
+
+from storage_backends import providers
+from storage_backends.chain import describe_failure
+from storage_backends.names import LEGACY_PROVIDER, PROVIDER_NAMES, qualify, split
+from videos.models import Video
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    name: str
+    in_chain: bool
+    configured: bool
+    reachable: bool | None  # None: not checked (not configured)
+    detail: str
+
+    @property
+    def ok(self):
+        return not self.configured or bool(self.reachable)
+
+
+def provider_statuses():
+    statuses = []
+    for name in PROVIDER_NAMES:
+        in_chain = name in settings.STORAGE_PROVIDERS
+        missing = providers.missing_settings(name)
+        if missing:
+            statuses.append(ProviderStatus(name, in_chain, False, None, "not configured: " + ", ".join(missing)))
+            continue
+        try:
+            providers.get_storage(name).check()
+        except Exception as exc:
+            statuses.append(ProviderStatus(name, in_chain, True, False, describe_failure(exc)))
+        else:
+            statuses.append(ProviderStatus(name, in_chain, True, True, "ok"))
+    return statuses
+
+
+def referenced_names():
+    """Every stored name a video uses, as ``(provider, key)``."""
+    names = set()
+    for file_name, thumbnail_name in Video.objects.values_list("file", "thumbnail").iterator():
+        for name in (file_name, thumbnail_name):
+            if name:
+                names.add(split(name))
+    return names
+
+
+def is_referenced(provider, key):
+    names = [qualify(provider, key)]
+    if provider == LEGACY_PROVIDER:
+        names.append(key)
+    return Video.objects.filter(Q(file__in=names) | Q(thumbnail__in=names)).exists()
+
+
+def find_orphans(provider, older_than_hours):
+    """Files of ``provider`` that no video references, stored before the grace period."""
+    referenced = referenced_names()
+    cutoff = timezone.now() - timedelta(hours=older_than_hours)
+    for stored in providers.get_storage(provider).iter_files():
+        if (provider, stored.key) not in referenced and stored.modified <= cutoff:
+            yield stored
+
+
+def missing_files(video):
+    """Names of the video's files that their provider does not hold (or could not tell)."""
+    missing = []
+    for field_file in (video.file, video.thumbnail):
+        if not field_file:
+            continue
+        try:
+            present = default_storage.exists(field_file.name)
+        except Exception as exc:
+            missing.append(f"{field_file.name} (could not check: {describe_failure(exc)})")
+            continue
+        if not present:
+            missing.append(field_file.name)
+    return missing
