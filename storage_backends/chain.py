@@ -114,6 +114,12 @@ class FallbackStorage(Storage):
         storage, key = self._route(name)
         return storage.url(key)
 
+    def md5(self, name):
+        """The MD5 hex digest of a stored file where its provider keeps one, else None."""
+        storage, key = self._route(name)
+        md5 = getattr(storage, "md5", None)
+        return md5(key) if md5 else None
+
     def poster_url(self, name):
         """A still frame of a stored video where its provider cuts one on delivery, else None."""
         storage, key = self._route(name)

@@ -205,6 +205,13 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         except cloudinary_exceptions.NotFound:
             raise FileNotFoundError(f"Cloudinary holds no resource for {name}") from None
 
+    def md5(self, name):
+        """Cloudinary's etag of a resource: the MD5 of its bytes."""
+        try:
+            return self._resource(name).get("etag")
+        except cloudinary_exceptions.NotFound:
+            raise FileNotFoundError(f"Cloudinary holds no resource for {name}") from None
+
     def url(self, name):
         public_id, resource_type, file_format = self.resource_of(name)
         return self._delivery_url(public_id, resource_type, file_format)

@@ -1,5 +1,6 @@
 """Local disk as a provider: Django's FileSystemStorage under MEDIA_ROOT."""
 
+import hashlib
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -45,3 +46,10 @@ class LocalStorage(UniqueNamesMixin, FileSystemStorage):
         os.makedirs(self.location, exist_ok=True)
         with tempfile.TemporaryFile(dir=self.location):
             pass
+
+    def md5(self, name):
+        digest = hashlib.md5()
+        with self.open(name, "rb") as stored:
+            for block in iter(lambda: stored.read(1024 * 1024), b""):
+                digest.update(block)
+        return digest.hexdigest()

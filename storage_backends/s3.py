@@ -12,6 +12,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from django.utils.deconstruct import deconstructible
 from storages.backends.s3 import S3Storage as DjangoStoragesS3Storage
+from storages.utils import clean_name
 
 from storage_backends.inventory import StoredFile
 
@@ -86,3 +87,9 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
     def check(self):
         """One HeadBucket: the endpoint answers, the credentials work, the bucket exists."""
         self.connection.meta.client.head_bucket(Bucket=self.bucket_name)
+
+    def md5(self, name):
+        """The object's MD5 from its ETag; None for a multipart upload, whose ETag is not one."""
+        etag = self.connection.meta.client.head_object(Bucket=self.bucket_name, Key=self._normalize_name(clean_name(name)))["ETag"]
+        etag = etag.strip('"')
+        return None if "-" in etag else etag

@@ -211,3 +211,32 @@ def test_a_video_being_moved_is_skipped_by_another_mover(settings, s3_inprocess,
         release.set()
         holder.join()
     assert Video.objects.get(pk=video.pk).storage_provider == "local"
+
+
+def test_a_copy_that_does_not_match_is_removed_and_the_move_fails(settings, s3_inprocess, user, media_root, monkeypatch):
+    from storage_backends.chain import FallbackStorage
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    name = video.file.name
+    # The copy arrives altered: its provider's checksum is not the source's.
+    monkeypatch.setattr(FallbackStorage, "md5", lambda self, stored_name: "0" * 32)
+
+    with pytest.raises(services.MoveError, match="does not match"):
+        services.move_video(video, "s3")
+
+    video.refresh_from_db()
+    assert (video.storage_provider, video.file.name) == ("local", name)
+    assert s3_inprocess.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def test_each_provider_gives_the_md5_of_what_it_holds(settings, s3_inprocess, cloudinary_server, user):
+    import hashlib
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    body = b"some video bytes"
+    for provider in ("cloudinary", "s3", "local"):
+        name = default_storage.save_on(provider, f"videos/{provider}_AbCdEf1.mp4", ContentFile(body))
+        assert default_storage.md5(name) == hashlib.md5(body).hexdigest(), provider

@@ -10,6 +10,7 @@ The rules they keep, each in one place:
   backoff, never forgotten.
 """
 
+import hashlib
 import logging
 import mimetypes
 import posixpath
@@ -161,18 +162,28 @@ def move_video(video: Video, to_provider: str) -> bool:
 
 
 def _copy_to(name: str, to_provider: str) -> str:
+    """Copy a stored file to ``to_provider`` and check the copy by size and, where the
+    provider tells one, by MD5; returns the copy's name."""
     _, key = split(name)
-    expected_size = default_storage.size(name)
     with default_storage.open(name, "rb") as source:
+        # The source is a local spooled copy by now: hashing it costs no second download.
+        expected_md5, expected_size = hashlib.md5(), 0
+        for block in iter(lambda: source.read(1024 * 1024), b""):
+            expected_md5.update(block)
+            expected_size += len(block)
+        source.seek(0)
         new_name = default_storage.save_on(to_provider, key, source)
     try:
-        copied_size = default_storage.size(new_name)
+        copied_size, copied_md5 = default_storage.size(new_name), default_storage.md5(new_name)
     except Exception as exc:
         remove_stored_file(new_name)
         raise MoveError(f"Could not check the copy of {name} on {to_provider}: {describe_failure(exc)}") from exc
-    if copied_size != expected_size:
+    if copied_size != expected_size or copied_md5 not in (None, expected_md5.hexdigest()):
         remove_stored_file(new_name)
-        raise MoveError(f"The copy of {name} on {to_provider} has {copied_size} bytes, not {expected_size}")
+        raise MoveError(
+            f"The copy of {name} on {to_provider} does not match: {copied_size} bytes (MD5 {copied_md5}), "
+            f"{expected_size} expected (MD5 {expected_md5.hexdigest()})"
+        )
     return new_name
 
 
