@@ -65,6 +65,7 @@ class Config:
     storage_breaker_failures: int
     storage_breaker_cooldown: float
     max_upload_mb: int
+    https_only: bool
 
 
 class _Reader:
@@ -248,4 +249,5 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         storage_breaker_failures=reader.integer("STORAGE_BREAKER_FAILURES", 3),
         storage_breaker_cooldown=reader.positive_number("STORAGE_BREAKER_COOLDOWN", 60.0),
         max_upload_mb=reader.integer("MAX_UPLOAD_MB", 2048),
+        https_only=reader.boolean("HTTPS_ONLY", False),
     )

@@ -271,3 +271,10 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["7", "4.0"]
+
+
+def test_https_only_is_off_unless_asked_for():
+    assert load().https_only is False
+    assert load(HTTPS_ONLY="true").https_only is True
+    with pytest.raises(ConfigError, match="HTTPS_ONLY must be a boolean"):
+        load(HTTPS_ONLY="sometimes")
