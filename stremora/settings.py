@@ -79,7 +79,9 @@ TEMPLATES = [
 WSGI_APPLICATION = "stremora.wsgi.application"
 ASGI_APPLICATION = "stremora.asgi.application"
 
-DATABASES = {"default": CONFIG.database}
+# Connections are kept between requests and checked before reuse: a connection the
+# server dropped (restart, failover, idle timeout) is replaced, not an error.
+DATABASES = {"default": {**CONFIG.database, "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True}}
 CACHES = {"default": CONFIG.cache}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

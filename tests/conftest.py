@@ -3,6 +3,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--soak", action="store_true", help="run the long version of the reliability suite (minutes, many clients)"
+    )
+
+
 def pytest_report_header(config):
     from django.conf import settings
 

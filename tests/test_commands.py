@@ -11,13 +11,13 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone as django_timezone
 
 from storage_backends import providers
 from tests.factories import video_upload
+from tests.stack import database_url
 from videos import services
 from videos.models import PendingDeletion, Video
 
@@ -260,7 +260,7 @@ def test_a_migrate_killed_midway_then_run_again_ends_with_everything_moved(
     cloudinary_server.fail("hang", actions=["upload"], skip=3, times=1)
     environment = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "STORAGE_PROVIDERS": "cloudinary,s3,local",
         "CLOUDINARY_URL": cloudinary_server.cloudinary_url,
         "CLOUDINARY_UPLOAD_PREFIX": cloudinary_server.url,
@@ -319,8 +319,3 @@ def test_two_migrates_at_once_never_move_a_video_twice(every_provider, cloudinar
     assert cloudinary_server.requests["upload"] == 12  # each file copied once
     assert set(Video.objects.values_list("storage_provider", flat=True)) == {"cloudinary"}
     assert where_files_are(cloudinary_server, s3_server, media_root) == referenced()
-
-
-def _database_url():
-    database = django_settings.DATABASES["default"]
-    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"

@@ -71,7 +71,7 @@ class Video(models.Model):
         files cannot be stored, or the row cannot be written, the files stored by
         this save are removed again.
         """
-        stored = self._store_new_files()
+        stored = self.store_new_files()
         try:
             if self.file:
                 self.storage_provider = provider_of(self.file.name)
@@ -80,10 +80,15 @@ class Video(models.Model):
                     kwargs["update_fields"] = {*update_fields, "storage_provider"}
             super().save(*args, **kwargs)
         except BaseException:
-            _remove_files(stored)
+            remove_stored_files(stored)
             raise
 
-    def _store_new_files(self):
+    def store_new_files(self):
+        """Store the files assigned since the last save; returns ``[(storage, name)]``.
+
+        Files already stored are left alone, so calling this before ``save()`` (to keep
+        a long upload out of a database transaction) makes ``save()`` store nothing.
+        """
         stored = []
         try:
             for field_file in (self.file, self.thumbnail):
@@ -91,12 +96,12 @@ class Video(models.Model):
                     field_file.save(field_file.name, field_file.file, save=False)
                     stored.append((field_file.storage, field_file.name))
         except BaseException:
-            _remove_files(stored)
+            remove_stored_files(stored)
             raise
         return stored
 
 
-def _remove_files(stored):
+def remove_stored_files(stored):
     for storage, name in stored:
         try:
             storage.delete(name)

@@ -18,14 +18,14 @@ from datetime import timedelta
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from storage_backends.chain import describe_failure
 from storage_backends.errors import ProviderNotConfigured
 from storage_backends.names import provider_of, split
 from videos import probe
-from videos.models import PendingDeletion, StorageProvider, Video
+from videos.models import PendingDeletion, StorageProvider, Video, remove_stored_files
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,11 @@ def update_video(video: Video, *, file=None, thumbnail=None, content_type=None, 
     return save_video(video, file_changed=bool(file), content_type=content_type)
 
 
-@transaction.atomic
 def save_video(video: Video, *, file_changed: bool, content_type=None) -> Video:
     """Save ``video``; files it no longer uses are removed once the save commits.
 
+    New files are stored before the database transaction starts: an upload can take
+    minutes, and must not hold a transaction (or a connection's state) open meanwhile.
     The admin form assigns the new files itself and calls this; the API goes through
     ``create_video`` and ``update_video``.
     """
@@ -71,22 +72,40 @@ def save_video(video: Video, *, file_changed: bool, content_type=None) -> Video:
         uploaded = video.file.file
         size, guessed_type = describe_file(video.file)
         video.size_bytes, video.content_type = size, content_type or guessed_type
-    replaced = _replaced_names(video)
-    video.save()
-    if uploaded is not None:
-        _record_media_details(video, uploaded)
-    remove_files_after_commit(replaced)
+    stored = video.store_new_files()
+    try:
+        if uploaded is not None:
+            stored += _add_media_details(video, uploaded)
+        ensure_usable_connection()
+        with transaction.atomic():
+            replaced = _replaced_names(video)
+            video.save()
+            remove_files_after_commit(replaced)
+    except BaseException:
+        remove_stored_files(stored)
+        raise
     return video
 
 
-def _record_media_details(video: Video, uploaded) -> None:
+def ensure_usable_connection():
+    """Replace a database connection the server dropped during a long upload.
+
+    Outside a transaction only: inside one, a lost connection is the transaction's
+    failure to report.
+    """
+    if not connection.in_atomic_block and connection.connection is not None and not connection.is_usable():
+        logger.info("The database connection was lost during an upload; reconnecting")
+        connection.close()
+
+
+def _add_media_details(video: Video, uploaded) -> list:
     """Duration and poster: from Cloudinary's upload answer, else from ffprobe and ffmpeg.
 
     Cloudinary cuts posters on delivery, so only files elsewhere get a poster stored as
-    their thumbnail, and never over one the uploader chose.
+    their thumbnail, and never over one the uploader chose. Returns what it stored.
     """
     video.duration_seconds = default_storage.upload_details(video.file.name).get("duration")
-    wants_poster = not video.thumbnail and video.storage_provider != StorageProvider.CLOUDINARY
+    wants_poster = not video.thumbnail and provider_of(video.file.name) != StorageProvider.CLOUDINARY
     if video.duration_seconds is None or wants_poster:
         info = probe.inspect(uploaded, want_poster=wants_poster)
         if video.duration_seconds is None:
@@ -94,8 +113,8 @@ def _record_media_details(video: Video, uploaded) -> None:
         if wants_poster and info.poster_jpeg:
             stem = posixpath.splitext(posixpath.basename(video.file.name))[0]
             video.thumbnail = ContentFile(info.poster_jpeg, name=f"{stem}-poster.jpg")
-    if video.duration_seconds is not None or not video.thumbnail._committed:
-        video.save(update_fields=["duration_seconds", "thumbnail", "updated_at"])
+            return video.store_new_files()
+    return []
 
 
 def poster_url(video: Video) -> str | None:

@@ -1,0 +1,175 @@
+"""The real stack on loopback for the reliability suite: Redis and gunicorn, as processes.
+
+PostgreSQL is the test run's server, S3 is moto's server (``tests.s3_server``) behind a
+``FaultProxy``, Cloudinary is ``tests.cloudinary_server``: the suite wires them together.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.s3_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not happen within {timeout} s")
+
+
+class RedisServer:
+    def __init__(self):
+        self.port = free_port()
+        self._directory = tempfile.mkdtemp(prefix="stremora-redis-")
+        self._process = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self._process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self._directory],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, START_TIMEOUT, f"Redis answering on port {self.port}")
+        return self
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def keys(self, pattern="*"):
+        import redis
+
+        return sorted(key.decode() for key in redis.Redis(port=self.port).keys(pattern))
+
+    def stop(self):
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+class GunicornServer:
+    """Stremora served by gunicorn with several workers, configured by ``environment``."""
+
+    def __init__(self, environment, workers=3, timeout=60):
+        self.port = free_port()
+        self.workers = workers
+        self.timeout = timeout
+        self.environment = environment
+        self._process = None
+        self._log = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self._log = tempfile.NamedTemporaryFile(prefix="stremora-gunicorn-", suffix=".log", delete=False)
+        self._process = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn", "stremora.wsgi:application",
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers),
+                "--timeout", str(self.timeout),
+                "--graceful-timeout", "5",
+            ],
+            cwd=ROOT,
+            env=self.environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._answers, START_TIMEOUT, "gunicorn answering")
+        wait_until(lambda: len(self.worker_pids()) == self.workers, START_TIMEOUT, "every gunicorn worker up")
+        return self
+
+    def _answers(self):
+        if self._process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/health/", timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+
+    def worker_pids(self):
+        children = Path(f"/proc/{self._process.pid}/task/{self._process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def kill_a_worker(self):
+        """SIGKILL one worker, as the kernel's OOM killer would; gunicorn starts another."""
+        pids = self.worker_pids()
+        if pids:
+            os.kill(pids[0], signal.SIGKILL)
+            return pids[0]
+        return None
+
+    def log(self):
+        if self._log is None:
+            return ""
+        with open(self._log.name, errors="replace") as log:
+            return log.read()
+
+    def stop(self):
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._log is not None:
+            os.unlink(self._log.name)
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def database_url():
+    """A URL of the database this test run uses, for processes started by the suite."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"

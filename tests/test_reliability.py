@@ -1,0 +1,351 @@
+"""End to end against the running system: no upload lost, no file orphaned, no 5xx.
+
+gunicorn with several workers on PostgreSQL, Redis as the shared cache, moto's S3
+server behind a fault proxy and the Cloudinary test server. Clients upload, replace,
+read and delete through the API while faults are injected; then the invariants are
+checked against the database and every provider.
+
+Bounded for the test run (about a minute). ``scripts/test --soak -k reliability``
+runs the long version: more clients, ten minutes.
+"""
+
+import hashlib
+import json
+import os
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from io import StringIO
+
+import psycopg
+import pytest
+import urllib3
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from storage_backends import providers
+from tests.factories import MP4_HEADER
+from tests.fault_proxy import FaultProxy
+from tests.stack import GunicornServer, RedisServer, database_url
+from videos.models import Video
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BUCKET = "stremora-test"
+BREAKER_FAILURES = 3
+BREAKER_COOLDOWN = 4
+STORAGE_TIMEOUT = 2
+
+
+@pytest.fixture
+def soak(request):
+    return request.config.getoption("--soak")
+
+
+@pytest.fixture
+def stack(settings, cloudinary_server, s3_server, media_root):
+    """The whole system on loopback; the test process sees the same providers and database."""
+    media_root.mkdir(parents=True, exist_ok=True)
+    settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
+    with RedisServer() as redis_server, FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
+        environment = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
+        environment.update(
+            STREMORA_ENV_FILE="",
+            SECRET_KEY=secrets.token_urlsafe(50),
+            DEBUG="false",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            DATABASE_URL=database_url(),
+            CACHE_URL=redis_server.url,
+            STORAGE_PROVIDERS="cloudinary,s3,local",
+            CLOUDINARY_URL=cloudinary_server.cloudinary_url,
+            CLOUDINARY_UPLOAD_PREFIX=cloudinary_server.url,
+            CLOUDINARY_DELIVERY_PREFIX=cloudinary_server.url,
+            AWS_ACCESS_KEY_ID=settings.AWS_ACCESS_KEY_ID,
+            AWS_SECRET_ACCESS_KEY=settings.AWS_SECRET_ACCESS_KEY,
+            AWS_S3_BUCKET_NAME=BUCKET,
+            AWS_S3_ENDPOINT_URL=s3_proxy.url,
+            MEDIA_ROOT=str(media_root),
+            STORAGE_TIMEOUT=str(STORAGE_TIMEOUT),
+            STORAGE_BREAKER_FAILURES=str(BREAKER_FAILURES),
+            STORAGE_BREAKER_COOLDOWN=str(BREAKER_COOLDOWN),
+            MAX_UPLOAD_MB="5",
+        )
+        with GunicornServer(environment, workers=3) as site:
+            yield Stack(site, redis_server, s3_proxy, cloudinary_server, s3_server, media_root)
+
+
+@dataclass
+class Stack:
+    site: GunicornServer
+    redis: RedisServer
+    s3_proxy: FaultProxy
+    cloudinary: object
+    s3: object
+    media_root: object
+
+    def stored_names(self):
+        """Every file each provider holds, as qualified stored names."""
+        cloudinary = providers.get_storage("cloudinary")
+        names = {f"cloudinary:{cloudinary.name_of(record)}" for record in self.cloudinary.resources().values()}
+        names |= {"s3:" + key.removeprefix("stremora/") for key in self.s3.keys(BUCKET)}
+        names |= {
+            "local:" + path.relative_to(self.media_root).as_posix()
+            for path in self.media_root.rglob("*")
+            if path.is_file()
+        }
+        return names
+
+
+def referenced_names():
+    return {name for pair in Video.objects.values_list("file", "thumbnail") for name in pair if name}
+
+
+def make_clients(count):
+    users = []
+    for number in range(count):
+        user = get_user_model().objects.create_user(f"client{number}", password=secrets.token_urlsafe(12))
+        users.append((user, Token.objects.create(user=user).key))
+    return users
+
+
+# -- the load ------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """What the clients were told, to be checked against what the system holds."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    videos: dict = field(default_factory=dict)  # id -> set of acceptable sha256 (several after an unanswered replace)
+    unanswered_uploads: set = field(default_factory=set)  # titles: no HTTP answer (worker killed)
+    unanswered_deletes: set = field(default_factory=set)
+    refused_titles: set = field(default_factory=set)  # uploads answered with an error status
+    statuses: Counter = field(default_factory=Counter)
+    landed: Counter = field(default_factory=Counter)
+    requests: int = 0
+    read_mismatches: list = field(default_factory=list)
+
+    def count(self, status):
+        with self.lock:
+            self.requests += 1
+            self.statuses[status] += 1
+
+
+def video_body(rng):
+    return MP4_HEADER + rng.randbytes(rng.randint(2_000, 150_000))
+
+
+def run_client(base_url, token, ledger, stop, seed):
+    rng = random.Random(seed)
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=90))
+    headers = {"Authorization": f"Token {token}"}
+    mine = []
+
+    def call(method, path, **kwargs):
+        try:
+            response = http.request(method, base_url + path, headers=headers, **kwargs)
+        except urllib3.exceptions.HTTPError:
+            ledger.count("no answer")
+            return None
+        ledger.count(response.status)
+        return response
+
+    while not stop.is_set():
+        action = rng.choices(["upload", "replace", "read", "delete"], weights=[5, 2, 3, 1])[0]
+        if action == "upload" or not mine:
+            title = f"load-{uuid.uuid4().hex}"
+            body = video_body(rng)
+            response = call(
+                "POST", "/api/videos/",
+                fields={"title": title, "is_published": "true", "file": ("clip.mp4", body, "video/mp4")},
+            )
+            with ledger.lock:
+                if response is None:
+                    ledger.unanswered_uploads.add(title)
+                elif response.status == 201:
+                    video = json.loads(response.data)
+                    ledger.videos[video["id"]] = {hashlib.sha256(body).hexdigest()}
+                    ledger.landed[video["storage_provider"]] += 1
+                    mine.append(video["id"])
+                else:
+                    ledger.refused_titles.add(title)
+        elif action == "replace":
+            video_id = rng.choice(mine)
+            body = video_body(rng)
+            response = call("PATCH", f"/api/videos/{video_id}/", fields={"file": ("recut.mp4", body, "video/mp4")})
+            digest = hashlib.sha256(body).hexdigest()
+            with ledger.lock:
+                if response is None:
+                    ledger.videos[video_id].add(digest)  # it may or may not have happened
+                elif response.status == 200:
+                    ledger.videos[video_id] = {digest}
+                    ledger.landed[json.loads(response.data)["storage_provider"]] += 1
+        elif action == "read":
+            video_id = rng.choice(mine)
+            response = call("GET", f"/api/videos/{video_id}/")
+            if response is not None and response.status == 200:
+                url = json.loads(response.data)["video_url"]
+                if url.startswith("/"):
+                    url = base_url + url
+                try:
+                    content = http.request("GET", url).data
+                except urllib3.exceptions.HTTPError:
+                    continue  # the file's provider is being faulted right now
+                with ledger.lock:
+                    if hashlib.sha256(content).hexdigest() not in ledger.videos[video_id] and len(
+                        ledger.videos[video_id]
+                    ) == 1:
+                        ledger.read_mismatches.append(video_id)
+        else:
+            video_id = mine.pop(rng.randrange(len(mine)))
+            response = call("DELETE", f"/api/videos/{video_id}/")
+            with ledger.lock:
+                if response is None:
+                    ledger.unanswered_deletes.add(video_id)
+                    ledger.videos.pop(video_id)
+                elif response.status == 204:
+                    del ledger.videos[video_id]
+                else:
+                    mine.append(video_id)
+
+
+# -- the faults ----------------------------------------------------------------
+
+
+@dataclass
+class FaultLog:
+    injected: list = field(default_factory=list)
+    uploads_tried_while_hanging: int = 0
+    hang_seconds: float = 0
+    breaker_seen_in_redis: bool = False
+
+
+def drop_idle_database_connections():
+    """Terminate the site's idle connections, as a database restart or a proxy timeout would."""
+    database = django_settings.DATABASES["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own_pid = cursor.fetchone()[0]
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], dbname="postgres", autocommit=True
+    ) as admin:
+        return admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND state = 'idle' AND pid <> %s",
+            [database["NAME"], own_pid],
+        ).fetchone()[0]
+
+
+def inject_faults(stack, stop, log, scale):
+    def pause(seconds):
+        stop.wait(seconds * scale)
+
+    stack.cloudinary.fail("http_500", actions=["upload"], probability=0.3, seed=11)
+    log.injected.append("Cloudinary failing 30% of uploads (throughout)")
+    pause(6)
+
+    before = stack.cloudinary.requests["upload"]
+    stack.cloudinary.fail("hang", actions=["upload"])
+    log.injected.append(f"Cloudinary hanging past the {STORAGE_TIMEOUT} s timeout")
+    deadline = time.monotonic() + 8 * scale
+    while time.monotonic() < deadline and not stop.is_set():
+        if any("breaker:cloudinary:open_until" in key for key in stack.redis.keys()):
+            log.breaker_seen_in_redis = True
+        time.sleep(0.2)
+    log.uploads_tried_while_hanging = stack.cloudinary.requests["upload"] - before
+    log.hang_seconds = 8 * scale
+    stack.cloudinary.heal()
+    stack.cloudinary.fail("http_500", actions=["upload"], probability=0.3, seed=12)
+    pause(2)
+
+    stack.s3_proxy.set_mode("refuse")
+    log.injected.append("S3 refusing connections")
+    pause(6)
+    stack.s3_proxy.set_mode("pass")
+    pause(2)
+
+    killed = stack.site.kill_a_worker()
+    log.injected.append(f"gunicorn worker {killed} killed with SIGKILL")
+    pause(4)
+
+    dropped = drop_idle_database_connections()
+    log.injected.append(f"{dropped} idle database connections dropped")
+    pause(4)
+    stack.cloudinary.heal()
+
+
+# -- the test --------------------------------------------------------------------
+
+
+def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
+    clients = make_clients(24 if soak else 8)
+    scale = 10 if soak else 1
+    ledger, faults, stop = Ledger(), FaultLog(), threading.Event()
+
+    threads = [
+        threading.Thread(target=run_client, args=(stack.site.url, token, ledger, stop, number), daemon=True)
+        for number, (_, token) in enumerate(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    inject_faults(stack, stop, faults, scale)
+    stop.set()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a client is stuck"
+
+    # Every 201 is a video whose bytes are where its row says.
+    lost = []
+    for video_id, digests in ledger.videos.items():
+        video = Video.objects.filter(pk=video_id).first()
+        if video is None:
+            lost.append(video_id)
+            continue
+        assert video.storage_provider == video.file.name.partition(":")[0]
+        with default_storage.open(video.file.name) as stored:
+            if hashlib.sha256(stored.read()).hexdigest() not in digests:
+                lost.append(video_id)
+    # A refused upload left no row.
+    assert not Video.objects.filter(title__in=ledger.refused_titles).exists()
+    # Rows nobody was told about come only from requests that got no answer.
+    told = set(ledger.videos) | ledger.unanswered_deletes
+    unexplained = Video.objects.exclude(pk__in=told).exclude(title__in=ledger.unanswered_uploads)
+    assert list(unexplained.values_list("title", flat=True)) == []
+
+    # Housekeeping leaves every provider holding exactly what the videos use.
+    out = StringIO()
+    call_command("retry_deletions", "--all", stdout=out)
+    call_command("cleanup_orphans", "--older-than", "0", "--delete", stdout=out)
+    orphans = stack.stored_names() - referenced_names()
+    missing = referenced_names() - stack.stored_names()
+
+    # The breaker was shared: once tripped, no worker kept trying the hanging primary.
+    per_cooldown = BREAKER_FAILURES + len(clients)
+    allowed_while_hanging = per_cooldown * (1 + int(faults.hang_seconds // BREAKER_COOLDOWN))
+
+    server_errors = sum(count for status, count in ledger.statuses.items() if isinstance(status, int) and status >= 500)
+    print(
+        f"\nreliability: {ledger.requests} requests, {len(clients)} clients, faults: {'; '.join(faults.injected)}"
+        f"\n  uploads landed per provider: {dict(ledger.landed)}"
+        f"\n  statuses: {dict(ledger.statuses)}"
+        f"\n  Cloudinary uploads tried while it hung: {faults.uploads_tried_while_hanging}"
+        f" (at most {allowed_while_hanging})"
+        f"\n  lost {len(lost)}, orphans {len(orphans)}, missing {len(missing)}, 5xx {server_errors},"
+        f" read mismatches {len(ledger.read_mismatches)}"
+    )
+    assert lost == []
+    assert orphans == set() and missing == set()
+    assert server_errors == 0, stack.site.log()[-6000:]
+    assert ledger.read_mismatches == []
+    assert faults.breaker_seen_in_redis
+    assert faults.uploads_tried_while_hanging <= allowed_while_hanging
+    assert ledger.landed["cloudinary"] and ledger.landed["s3"], "faults should spread uploads over providers"
+    assert ledger.statuses[201] >= 20
