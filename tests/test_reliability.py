@@ -14,6 +14,7 @@ import json
 import os
 import random
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -349,3 +350,166 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     assert faults.uploads_tried_while_hanging <= allowed_while_hanging
     assert ledger.landed["cloudinary"] and ledger.landed["s3"], "faults should spread uploads over providers"
     assert ledger.statuses[201] >= 20
+
+
+# -- hostile and malformed requests ----------------------------------------------
+
+
+def raw_request(base_url, head, body=b""):
+    """Send bytes as they are (no client library to tidy them up); ``(status, body)``."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(head.encode("latin-1") + body)
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    response = b"".join(chunks)
+    status_line, _, rest = response.partition(b"\r\n")
+    status = int(status_line.split()[1]) if status_line.startswith(b"HTTP/") else 0
+    return status, rest.partition(b"\r\n\r\n")[2]
+
+
+def http_head(method, path, headers, length=None):
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def multipart(fields, boundary="stremoraboundary"):
+    parts = []
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, content, content_type = value
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                f"Content-Type: {content_type}\r\n\r\n".encode() + content + b"\r\n"
+            )
+        else:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def hostile_requests(token, other_token, victim_id):
+    """``(name, head, body)`` of each hostile request; every one must get a 4xx."""
+    auth = ("Authorization", f"Token {token}")
+    good_video = ("clip.mp4", MP4_HEADER + b"\0" * 2000, "video/mp4")
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
+    cases = []
+
+    def post(name, fields, headers=(auth,), path="/api/videos/", method="POST"):
+        body, content_type = multipart(fields)
+        cases.append((name, http_head(method, path, [*headers, ("Content-Type", content_type)], len(body)), body))
+
+    def send(name, method, path, headers=(auth,), body=b"", length="auto"):
+        cases.append((name, http_head(method, path, list(headers), len(body) if length == "auto" else length), body))
+
+    body, content_type = multipart({"title": "x", "file": good_video})
+    send("multipart body not matching its boundary", "POST", "/api/videos/",
+         [auth, ("Content-Type", "multipart/form-data; boundary=other")], body)
+    send("multipart without a boundary", "POST", "/api/videos/", [auth, ("Content-Type", "multipart/form-data")], body)
+    send("multipart cut before its end", "POST", "/api/videos/", [auth, ("Content-Type", content_type)], body[: len(body) // 2])
+    send("Content-Length shorter than the body", "POST", "/api/videos/", [auth, ("Content-Type", content_type)], body, length=40)
+    send("Content-Length far over the limit", "POST", "/api/videos/", [auth, ("Content-Type", content_type)], b"", length=50 * 1024 * 1024)
+    send("Content-Length not a number", "POST", "/api/videos/", [auth, ("Content-Type", content_type)], b"", length="lots")
+    send("negative Content-Length", "POST", "/api/videos/", [auth, ("Content-Type", content_type)], b"", length=-5)
+    send("Content-Length and chunked together", "POST", "/api/videos/",
+         [auth, ("Content-Type", content_type), ("Transfer-Encoding", "chunked")], b"5\r\nhello\r\n0\r\n\r\n")
+    send("broken chunked encoding", "POST", "/api/videos/",
+         [auth, ("Content-Type", content_type), ("Transfer-Encoding", "chunked")], b"zz\r\nhello\r\n", length=None)
+    send("text/plain body", "POST", "/api/videos/", [auth, ("Content-Type", "text/plain")], b"title=x")
+    send("XML body", "POST", "/api/videos/", [auth, ("Content-Type", "application/xml")], b"<video/>")
+    send("malformed JSON", "POST", "/api/videos/", [auth, ("Content-Type", "application/json")], b'{"title": ')
+    send("JSON with the file as a string", "POST", "/api/videos/", [auth, ("Content-Type", "application/json")],
+         b'{"title": "x", "file": "/etc/passwd"}')
+    send("a 16 KB header", "GET", "/api/videos/", [auth, ("X-Padding", "a" * 16384)])
+    send("two hundred headers", "GET", "/api/videos/", [auth, *[(f"X-H{number}", "v") for number in range(200)]])
+    send("a 10 KB URL", "GET", "/api/videos/?search=" + "a" * 10240)
+    send("an unknown method", "BREW", "/api/videos/")
+    send("PUT on the list", "PUT", "/api/videos/")
+    send("another user's token changing my video", "PATCH", f"/api/videos/{victim_id}/",
+         [("Authorization", f"Token {other_token}"), ("Content-Type", "application/json")], b'{"title": "taken"}')
+    send("another user's token deleting my video", "DELETE", f"/api/videos/{victim_id}/",
+         [("Authorization", f"Token {other_token}")])
+    post("upload with a made-up token", {"title": "x", "file": good_video}, headers=[("Authorization", "Token " + "0" * 40)])
+    post("upload with a malformed Authorization header", {"title": "x", "file": good_video}, headers=[("Authorization", "Token")])
+    post("upload with no credentials", {"title": "x", "file": good_video}, headers=[])
+    post("an executable with a video extension inside", {"title": "x", "file": ("setup.mp4.exe", MP4_HEADER + b"\0" * 100, "video/mp4")})
+    post("a PNG named .mp4", {"title": "x", "file": ("clip.mp4", png, "video/mp4")})
+    post("an HTML page named .mp4", {"title": "x", "file": ("clip.mp4", b"<html><script>alert(1)</script>" * 20, "video/mp4")})
+    post("an empty file", {"title": "x", "file": ("clip.mp4", b"", "video/mp4")})
+    post("a file over MAX_UPLOAD_MB", {"title": "x", "file": ("big.mp4", MP4_HEADER + b"\0" * (5 * 1024 * 1024 + 1), "video/mp4")})
+    post("no title", {"file": good_video})
+    post("a 10,000-character title", {"title": "t" * 10000, "file": good_video})
+    post("a NUL byte in the title", {"title": "bad\x00title", "file": good_video})
+    post("is_published not a boolean", {"title": "x", "file": good_video, "is_published": "yes please"})
+    post("a thumbnail that is not an image", {"title": "x", "file": good_video, "thumbnail": ("t.jpg", b"nope", "image/jpeg")})
+    send("a filter value outside the choices", "GET", "/api/videos/?storage_provider=ftp")
+    send("a page that is not a number", "GET", "/api/videos/?page=abc")
+    send("a video that does not exist", "GET", "/api/videos/999999999/")
+    send("a video id that is not a number", "GET", "/api/videos/abc/")
+    send("path traversal under /media/", "GET", "/media/..%2F..%2F..%2Fetc%2Fpasswd")
+    cases.append(("a Host header not allowed", "GET /api/videos/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", b""))
+    return cases
+
+
+def test_hostile_requests_get_a_clean_4xx_and_store_nothing(stack, settings, user, django_user_model):
+    token = Token.objects.create(user=user).key
+    other = django_user_model.objects.create_user("intruder", password=secrets.token_urlsafe(12))
+    other_token = Token.objects.create(user=other).key
+    http = urllib3.PoolManager(retries=False)
+    victim = http.request(
+        "POST", stack.site.url + "/api/videos/", headers={"Authorization": f"Token {token}"},
+        fields={"title": "Mine", "is_published": "true", "file": ("clip.mp4", MP4_HEADER + b"\0" * 2000, "video/mp4")},
+    )
+    assert victim.status == 201
+    victim_id = json.loads(victim.data)["id"]
+    rows, files = Video.objects.count(), stack.stored_names()
+    secrets_in_play = [settings.AWS_SECRET_ACCESS_KEY, stack.cloudinary.api_secret, "Traceback", "/work/", "django."]
+
+    cases = hostile_requests(token, other_token, victim_id)
+    results = {name: raw_request(stack.site.url, head, body) for name, head, body in cases}
+
+    assert len(cases) >= 30
+    assert results["another user's token changing my video"][0] == 403
+    assert results["another user's token deleting my video"][0] == 403
+    wrong = {name: status for name, (status, _) in results.items() if not 400 <= status < 500}
+    assert wrong == {}, stack.site.log()[-3000:]
+    leaky = [name for name, (_, body) in results.items() if any(secret.encode() in body for secret in secrets_in_play)]
+    assert leaky == []
+    assert Video.objects.count() == rows
+    assert Video.objects.get(pk=victim_id).title == "Mine"
+    assert stack.stored_names() == files
+    print(f"\nhostile requests: {len(cases)}, statuses {dict(Counter(status for status, _ in results.values()))}")
+
+
+def test_hostile_names_and_titles_are_stored_safely(stack, user):
+    token = Token.objects.create(user=user).key
+    http = urllib3.PoolManager(retries=False)
+
+    response = http.request(
+        "POST", stack.site.url + "/api/videos/", headers={"Authorization": f"Token {token}"},
+        fields={
+            "title": "<script>alert(1)</script>",
+            "is_published": "true",
+            "file": ("../../../etc/cron.d/evil.mp4", MP4_HEADER + b"\0" * 2000, "video/mp4"),
+        },
+    )
+
+    assert response.status == 201
+    video = Video.objects.get()
+    key = video.file.name.partition(":")[2]
+    assert key.startswith("videos/") and ".." not in key and "/etc/" not in key
+    page = http.request("GET", stack.site.url + "/").data.decode()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
