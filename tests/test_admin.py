@@ -200,3 +200,13 @@ def test_an_oversized_upload_in_the_admin_is_a_413(admin_client, staff_user, set
     assert response.status_code == 413
     assert response.content.decode() == "The upload is larger than the limit of 1 MB."
     assert not Video.objects.exists()
+
+
+def test_change_page_of_a_file_on_an_unconfigured_provider_still_renders(admin_client, videos):
+    # videos[0] is on S3, which has no credentials here.
+    response = admin_client.get(reverse("admin:videos_video_change", args=[videos[0].pk]))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The s3 storage provider is not configured." in page
+    assert "Harbour timelapse" in page

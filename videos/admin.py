@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminFileWidget
+from django.db import models
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
@@ -14,6 +16,16 @@ from videos.models import PendingDeletion, Video
 from videos.validators import clean_file_name, validate_video_file
 
 BADGE_COLOURS = {"cloudinary": "#3448c5", "s3": "#c7511f", "local": "#5a6268"}
+
+
+class StoredFileWidget(AdminFileWidget):
+    """The admin's file widget, for a file whose provider may have lost its settings."""
+
+    def is_initial(self, value):
+        try:
+            return super().is_initial(value)
+        except ProviderNotConfigured:
+            return bool(value)  # shown by name, without a link
 
 
 class VideoAdminForm(forms.ModelForm):
@@ -65,6 +77,7 @@ def verify_files(modeladmin, request, queryset):
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):
     form = VideoAdminForm
+    formfield_overrides = {models.FileField: {"widget": StoredFileWidget}}
     list_display = ("title", "owner", "provider_badge", "size", "is_published", "created_at")
     list_filter = ("storage_provider", "is_published")
     search_fields = ("title", "description")
