@@ -62,6 +62,11 @@ class RedisServer:
         except OSError:
             return False
 
+    def flush(self):
+        import redis
+
+        redis.Redis(port=self.port).flushdb()
+
     def keys(self, pattern="*"):
         import redis
 
