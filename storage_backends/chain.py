@@ -58,37 +58,58 @@ class FallbackStorage(Storage):
         return self._store(name, content, [provider])
 
     def _store(self, name, content, provider_names):
-        failures = []
+        """Try each provider in turn; the first that stores ``content`` names it.
+
+        Providers whose circuit is open are passed over while another may still take
+        the file; when none did, they are tried after all, as a last resort: an upload
+        is refused only when every configured provider has just failed it.
+        """
+        failures = {}
+        configured = []
         for provider in provider_names:
-            if not providers.is_configured(provider):
-                failures.append(ProviderFailure(provider, "not configured"))
-                continue
-            breaker = CircuitBreaker(provider)
-            if breaker.is_open():
-                failures.append(ProviderFailure(provider, "skipped after repeated failures (circuit open)"))
-                continue
-            try:
-                content.seek(0)
-                key = providers.get_storage(provider)._save(name, content)
-            except Exception as exc:
-                reason = describe_failure(exc)
-                opened = breaker.record_failure()
-                logger.warning(
-                    "Storage provider %s failed to store %s, trying the next one: %s%s",
-                    provider,
-                    name,
-                    reason,
-                    " (circuit opened)" if opened else "",
-                )
-                failures.append(ProviderFailure(provider, reason))
-                continue
-            breaker.record_success()
-            if failures:
-                logger.info("Stored %s on %s after: %s", name, provider, "; ".join(map(str, failures)))
-            return qualify(provider, key)
-        error = StorageUnavailable(failures)
+            if providers.is_configured(provider):
+                configured.append(provider)
+            else:
+                failures[provider] = ProviderFailure(provider, "not configured")
+        tripped = [provider for provider in configured if CircuitBreaker(provider).is_open()]
+        for provider in tripped:
+            failures[provider] = ProviderFailure(provider, "skipped after repeated failures (circuit open)")
+        attempts = [provider for provider in configured if provider not in tripped] + tripped
+        for position, provider in enumerate(attempts):
+            if provider in tripped:  # reached only when every other provider has failed
+                logger.info("Every other provider failed: trying %s despite its open circuit", provider)
+            key = self._try(provider, name, content, failures, more_to_try=position + 1 < len(attempts))
+            if key is not None:
+                if failures:
+                    reasons = "; ".join(str(failures[other]) for other in provider_names if other in failures)
+                    logger.info("Stored %s on %s after: %s", name, provider, reasons)
+                return qualify(provider, key)
+        error = StorageUnavailable([failures[provider] for provider in provider_names])
         logger.error("%s", error)
         raise error
+
+    def _try(self, provider, name, content, failures, more_to_try):
+        """Store on one provider; None (and the reason in ``failures``) when it fails."""
+        breaker = CircuitBreaker(provider)
+        try:
+            content.seek(0)
+            key = providers.get_storage(provider)._save(name, content)
+        except Exception as exc:
+            reason = describe_failure(exc)
+            opened = breaker.record_failure()
+            logger.warning(
+                "Storage provider %s failed to store %s%s: %s%s",
+                provider,
+                name,
+                ", trying the next one" if more_to_try else "",
+                reason,
+                " (circuit opened)" if opened else "",
+            )
+            failures[provider] = ProviderFailure(provider, reason)
+            return None
+        breaker.record_success()
+        failures.pop(provider, None)
+        return key
 
     def _route(self, name):
         provider, key = split(name)

@@ -20,6 +20,8 @@ PROVIDER_NAMES = ("cloudinary", "s3", "local")
 
 DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
 DEFAULT_CACHE_URL = "locmem://"
+# Seconds a Redis cache may take to connect or answer.
+REDIS_TIMEOUT = 1.0
 DEFAULT_CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
 DEFAULT_CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
 DEFAULT_STORAGE_PROVIDERS = "cloudinary,s3,local"
@@ -165,9 +167,15 @@ class _Reader:
                 "expected locmem://, redis://host:6379/0, dummy:// or another django-environ cache URL."
             )
         try:
-            return environ.Env.cache_url_config(url)
+            cache = environ.Env.cache_url_config(url)
         except Exception:
             raise ConfigError(f"{name} could not be parsed as a cache URL.") from None
+        if cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+            # A Redis that stops answering must cost a second, not a request's worth of time.
+            cache.setdefault("OPTIONS", {}).update(
+                {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
+            )
+        return cache
 
 
 def parse_cloudinary_url(url: str) -> CloudinaryAccount:

@@ -210,3 +210,24 @@ def test_change_page_of_a_file_on_an_unconfigured_provider_still_renders(admin_c
     page = response.content.decode()
     assert "The s3 storage provider is not configured." in page
     assert "Harbour timelapse" in page
+
+
+def test_moving_a_video_whose_file_is_gone_reports_it_and_moves_the_rest(
+    admin_client, staff_user, settings, s3_inprocess, media_root
+):
+    settings.STORAGE_PROVIDERS = ["local"]
+    gone = Video.objects.create(title="Gone", owner=staff_user, file=video_upload())
+    kept = Video.objects.create(title="Kept", owner=staff_user, file=video_upload())
+    (media_root / gone.file.name.removeprefix("local:")).unlink()
+
+    response = admin_client.post(
+        reverse("admin:videos_video_changelist"),
+        {"action": "move_to_s3", "_selected_action": [gone.pk, kept.pk]},
+        follow=True,
+    )
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown[0].startswith("Gone: FileNotFoundError")
+    assert shown[-1] == "Moved 1 video(s) to s3; 1 failed."
+    assert Video.objects.get(pk=kept.pk).storage_provider == "s3"
+    assert Video.objects.get(pk=gone.pk).storage_provider == "local"

@@ -265,10 +265,31 @@ def test_the_list_builds_urls_without_a_network_call(api, user, settings, s3_inp
 
 
 def test_anonymous_clients_are_throttled(api, monkeypatch):
-    from rest_framework.throttling import AnonRateThrottle
+    from videos.api.throttling import AnonThrottle
 
-    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/minute"})
+    monkeypatch.setattr(AnonThrottle, "THROTTLE_RATES", {"anon": "3/minute"})
 
     statuses = [api.get(LIST_URL).status_code for _ in range(4)]
 
     assert statuses == [200, 200, 200, 429]
+
+
+def test_a_cache_outage_costs_no_request(user, media_root):
+    from django.test import override_settings
+
+    from tests.s3_server import free_port
+
+    client = client_for(user)
+    unreachable_redis = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    with override_settings(CACHES=unreachable_redis):
+        assert client.get(LIST_URL).status_code == 200
+        assert APIClient().get(LIST_URL).status_code == 200
+        response = client.post(LIST_URL, {"title": "During the outage", "file": video_upload()})
+        assert response.status_code == 201, response.content
+        assert client.get("/api/health/").status_code == 200

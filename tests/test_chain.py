@@ -163,3 +163,33 @@ def test_legacy_rows_are_read_from_cloudinary(settings):
     url = FallbackStorage().url("videos/old_upload.mp4")
 
     assert url == "https://res.cloudinary.com/demo/video/upload/v1/stremora/videos/old_upload.mp4"
+
+
+def test_a_tripped_provider_is_still_tried_when_every_other_one_fails(settings, s3_refuses, media_root, caplog):
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    settings.STORAGE_BREAKER_FAILURES = 1
+    from storage_backends.breaker import CircuitBreaker
+
+    CircuitBreaker("local").record_failure()  # local tripped earlier (a full disk, since freed)
+    assert CircuitBreaker("local").is_open()
+
+    with caplog.at_level(logging.INFO, logger="storage_backends"):
+        name = FallbackStorage().save("videos/clip.mp4", ContentFile(b"kept"))
+
+    assert name.startswith("local:")
+    assert not CircuitBreaker("local").is_open()  # the success closed it
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("Storage provider s3 failed to store videos/clip_") and ", trying the next one: " in message for message in messages)
+    assert "Every other provider failed: trying local despite its open circuit" in messages
+
+
+def test_the_last_provider_failing_does_not_promise_another(settings, s3_refuses, caplog):
+    settings.STORAGE_PROVIDERS = ["s3"]
+
+    with caplog.at_level(logging.WARNING, logger="storage_backends"):
+        with pytest.raises(StorageUnavailable):
+            FallbackStorage().save("videos/clip.mp4", ContentFile(b"x"))
+
+    warning = next(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
+    assert warning.startswith("Storage provider s3 failed to store videos/clip_")
+    assert "trying the next one" not in warning

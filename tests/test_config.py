@@ -98,6 +98,7 @@ def test_every_value_is_parsed_and_typed():
     assert config.cache == {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": "redis://127.0.0.1:6379/2",
+        "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
     }
     assert config.storage_providers == ("s3", "local")
     assert (config.cloudinary.cloud_name, config.cloudinary.api_key, config.cloudinary.api_secret) == (

@@ -8,6 +8,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from storage_backends import providers
+from storage_backends.chain import describe_failure
 from storage_backends.errors import ProviderNotConfigured, StorageUnavailable
 from storage_backends.names import PROVIDER_NAMES
 from videos import services
@@ -53,9 +54,9 @@ def move_action(provider):
         for video in queryset:
             try:
                 moved += services.move_video(video, provider)
-            except (StorageUnavailable, services.MoveError) as exc:
+            except Exception as exc:  # one video's trouble must not stop the others
                 failed += 1
-                modeladmin.message_user(request, f"{video}: {exc}", messages.ERROR)
+                modeladmin.message_user(request, f"{video}: {describe_failure(exc)}", messages.ERROR)
         modeladmin.message_user(
             request, f"Moved {moved} video(s) to {provider}; {failed} failed.", messages.WARNING if failed else messages.SUCCESS
         )
