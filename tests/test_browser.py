@@ -136,3 +136,13 @@ def test_a_failed_admin_upload_says_so_and_saves_nothing(
     assert error.text == "The file is larger than the server accepts."
     assert browser.find_element(By.CSS_SELECTOR, "#upload-progress progress").get_attribute("value") == "100"
     assert not Video.objects.exists()
+
+
+def test_the_api_docs_page_renders_offline(browser, site):
+    browser.get(site + "/api/docs/")
+
+    WebDriverWait(browser, 20).until(lambda _: browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    assert browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text.startswith("Stremora API")
+    WebDriverWait(browser, 20).until(lambda _: browser.find_elements(By.CSS_SELECTOR, ".opblock-tag"))
+    tags = [tag.text for tag in browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")]
+    assert any("videos" in tag for tag in tags)
