@@ -4,6 +4,7 @@ import io
 import urllib.request
 
 import pytest
+from django.core.files.storage import default_storage
 from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -84,3 +85,45 @@ def test_a_cloudinary_video_takes_duration_and_poster_from_cloudinary(settings, 
     with urllib.request.urlopen(body["thumbnail_url"]) as poster:
         assert poster.headers["Content-Type"] == "image/jpeg"
     assert [kind for kind, _ in cloudinary_server.resources()] == ["video"]  # no poster uploaded
+
+
+def test_replacing_the_file_cuts_a_new_poster_and_removes_the_old_one(
+    settings, user, clip, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = services.create_video(owner=user, title="Clip", file=uploaded(clip))
+    old_poster = video.thumbnail.name
+    wider = real_video(tmp_path, "wide.mp4", seconds=2)
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(wider), "-vf", "scale=320:180", str(tmp_path / "wider.mp4")],
+        check=True,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_video(video, file=uploaded(tmp_path / "wider.mp4"))
+
+    video.refresh_from_db()
+    assert video.thumbnail_generated and video.thumbnail.name != old_poster
+    with video.thumbnail.open("rb") as poster:
+        assert image_size(poster.read()) == (320, 180)
+    assert not default_storage.exists(old_poster)
+
+
+def test_a_chosen_thumbnail_survives_a_new_file(settings, user, clip, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    chosen = io.BytesIO()
+    Image.new("RGB", (32, 32), (0, 0, 200)).save(chosen, "PNG")
+    video = services.create_video(owner=user, title="Clip", file=uploaded(clip))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_video(video, thumbnail=SimpleUploadedFile("mine.png", chosen.getvalue()))
+    chosen_name = video.thumbnail.name
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_video(video, file=uploaded(clip))
+
+    video.refresh_from_db()
+    assert (video.thumbnail.name, video.thumbnail_generated) == (chosen_name, False)

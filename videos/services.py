@@ -68,6 +68,11 @@ def save_video(video: Video, *, file_changed: bool, content_type=None) -> Video:
     ``create_video`` and ``update_video``.
     """
     uploaded = None
+    if video.thumbnail and not video.thumbnail._committed:
+        video.thumbnail_generated = False  # chosen by the uploader: it always wins
+    elif file_changed and video.thumbnail_generated:
+        video.thumbnail = None  # a frame of the old file; one of the new file is cut below
+        video.thumbnail_generated = False
     if file_changed and video.file:
         uploaded = video.file.file
         size, guessed_type = describe_file(video.file)
@@ -113,6 +118,7 @@ def _add_media_details(video: Video, uploaded) -> list:
         if wants_poster and info.poster_jpeg:
             stem = posixpath.splitext(posixpath.basename(video.file.name))[0]
             video.thumbnail = ContentFile(info.poster_jpeg, name=f"{stem}-poster.jpg")
+            video.thumbnail_generated = True
             return video.store_new_files()
     return []
 
