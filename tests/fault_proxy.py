@@ -155,6 +155,7 @@ class FaultProxy:
 
     def _serve(self, client, mode, cut_after, generation):
         upstream = None
+        ended_cleanly = False  # one side closed politely: pass that on without a reset
         try:
             if not self._register(client, generation):
                 return
@@ -164,7 +165,7 @@ class FaultProxy:
             upstream = socket.create_connection(self.target, timeout=TIMEOUT)
             upstream.settimeout(None)
             if self._register(upstream, generation):
-                self._forward(client, upstream, cut_after, generation)
+                ended_cleanly = self._forward(client, upstream, cut_after, generation)
         except OSError:
             pass
         finally:
@@ -173,7 +174,8 @@ class FaultProxy:
                 self._connection_threads.discard(threading.current_thread())
             for sock in (client, upstream):
                 if sock is not None:
-                    _abort(sock)
+                    # A reset would throw away a response still in the send buffer.
+                    _close(sock) if ended_cleanly else _abort(sock)
 
     def _hang(self, client, generation):
         client.settimeout(POLL_INTERVAL)
@@ -185,6 +187,7 @@ class FaultProxy:
                 continue
 
     def _forward(self, client, upstream, cut_after, generation):
+        """Relay both ways; True when a side closed its end, False when cut or stopped."""
         allowed_upstream = cut_after  # bytes the client may still send; None for no limit
         with selectors.DefaultSelector() as selector:
             selector.register(client, selectors.EVENT_READ, upstream)
@@ -194,13 +197,14 @@ class FaultProxy:
                     source, destination = key.fileobj, key.data
                     data = source.recv(BUFFER_SIZE)
                     if not data:
-                        return
+                        return True
                     if source is client and allowed_upstream is not None:
                         if len(data) >= allowed_upstream:
                             destination.sendall(data[:allowed_upstream])
-                            return
+                            return False
                         allowed_upstream -= len(data)
                     destination.sendall(data)
+        return False
 
 
 def _shutdown(sock):
@@ -208,6 +212,15 @@ def _shutdown(sock):
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def _close(sock):
+    """Close politely: what was sent still arrives, then the peer reads end-of-file."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def _abort(sock):

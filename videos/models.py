@@ -38,7 +38,7 @@ class Video(models.Model):
     thumbnail = models.ImageField(upload_to="thumbnails/%Y/%m/", max_length=500, blank=True)
     # True when the thumbnail is a frame cut from the file (it is cut again when the
     # file is replaced); False when an uploader chose it (it then stays).
-    thumbnail_generated = models.BooleanField(default=False, editable=False)
+    thumbnail_generated = models.BooleanField(default=False, db_default=False, editable=False)
     # Which provider holds ``file``: set from the stored name on every save. The Python
     # default serves new objects, db_default rows written by anything else; rows from
     # before the field existed are Cloudinary's.
