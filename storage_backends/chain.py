@@ -58,27 +58,15 @@ class FallbackStorage(Storage):
         return self._store(name, content, [provider])
 
     def _store(self, name, content, provider_names):
-        """Try each provider in turn; the first that stores ``content`` names it.
-
-        Providers whose circuit is open are passed over while another may still take
-        the file; when none did, they are tried after all, as a last resort: an upload
-        is refused only when every configured provider has just failed it.
-        """
-        failures = {}
-        configured = []
-        for provider in provider_names:
-            if providers.is_configured(provider):
-                configured.append(provider)
-            else:
-                failures[provider] = ProviderFailure(provider, "not configured")
-        tripped = [provider for provider in configured if CircuitBreaker(provider).is_open()]
-        for provider in tripped:
-            failures[provider] = ProviderFailure(provider, "skipped after repeated failures (circuit open)")
-        attempts = [provider for provider in configured if provider not in tripped] + tripped
-        for position, provider in enumerate(attempts):
-            if provider in tripped:  # reached only when every other provider has failed
-                logger.info("Every other provider failed: trying %s despite its open circuit", provider)
-            key = self._try(provider, name, content, failures, more_to_try=position + 1 < len(attempts))
+        """Try each provider in turn; the first that stores ``content`` names it."""
+        configured = [provider for provider in provider_names if providers.is_configured(provider)]
+        failures = {
+            provider: ProviderFailure(provider, "not configured")
+            for provider in provider_names
+            if provider not in configured
+        }
+        for provider, more_to_try in self._attempt_order(configured, failures):
+            key = self._try(provider, name, content, failures, more_to_try)
             if key is not None:
                 if failures:
                     reasons = "; ".join(str(failures[other]) for other in provider_names if other in failures)
@@ -87,6 +75,25 @@ class FallbackStorage(Storage):
         error = StorageUnavailable([failures[provider] for provider in provider_names])
         logger.error("%s", error)
         raise error
+
+    def _attempt_order(self, configured, failures):
+        """``(provider, whether another follows)`` in the order to try them.
+
+        Providers whose circuit is open are passed over while another may still take
+        the file; when none did, they are tried after all, as a last resort: an upload
+        is refused only when every configured provider has just failed it. A breaker
+        is read only when its provider's turn comes.
+        """
+        passed_over = []
+        for position, provider in enumerate(configured):
+            if CircuitBreaker(provider).is_open():
+                failures[provider] = ProviderFailure(provider, "skipped after repeated failures (circuit open)")
+                passed_over.append(provider)
+            else:
+                yield provider, position + 1 < len(configured) or bool(passed_over)
+        for position, provider in enumerate(passed_over):
+            logger.info("Every other provider failed: trying %s despite its open circuit", provider)
+            yield provider, position + 1 < len(passed_over)
 
     def _try(self, provider, name, content, failures, more_to_try):
         """Store on one provider; None (and the reason in ``failures``) when it fails."""
