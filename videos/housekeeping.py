@@ -8,12 +8,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db.models import Q
 from django.utils import timezone
 
 from storage_backends import providers
 from storage_backends.chain import describe_failure
-from storage_backends.names import LEGACY_PROVIDER, PROVIDER_NAMES, qualify, split
+from storage_backends.names import PROVIDER_NAMES, split
 from videos.models import Video
 
 
@@ -55,13 +54,6 @@ def referenced_names():
             if name:
                 names.add(split(name))
     return names
-
-
-def is_referenced(provider, key):
-    names = [qualify(provider, key)]
-    if provider == LEGACY_PROVIDER:
-        names.append(key)
-    return Video.objects.filter(Q(file__in=names) | Q(thumbnail__in=names)).exists()
 
 
 def find_orphans(provider, older_than_hours):

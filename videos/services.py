@@ -19,11 +19,12 @@ from datetime import timedelta
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from storage_backends.chain import describe_failure
 from storage_backends.errors import ProviderNotConfigured
-from storage_backends.names import provider_of, split
+from storage_backends.names import LEGACY_PROVIDER, provider_of, qualify, split
 from videos import probe
 from videos.models import PendingDeletion, StorageProvider, Video, remove_stored_files
 
@@ -123,16 +124,35 @@ def _add_media_details(video: Video, uploaded) -> list:
     return []
 
 
-def poster_url(video: Video) -> str | None:
-    """The picture to show for a video: its thumbnail, else a frame its provider cuts."""
+def file_url(field_file) -> str | None:
+    """The URL of a stored file; None when there is none, or its provider lost its settings."""
+    if not field_file:
+        return None
     try:
-        if video.thumbnail:
-            return video.thumbnail.url
-        if video.file:
-            return default_storage.poster_url(video.file.name)
+        return field_file.url
     except ProviderNotConfigured:
         return None
-    return None
+
+
+def poster_url(video: Video) -> str | None:
+    """The picture to show for a video: its thumbnail, else a frame its provider cuts."""
+    if video.thumbnail:
+        return file_url(video.thumbnail)
+    if not video.file:
+        return None
+    try:
+        return default_storage.poster_url(video.file.name)
+    except ProviderNotConfigured:
+        return None
+
+
+def is_referenced(name: str) -> bool:
+    """Whether a video uses the stored file ``name`` (legacy unprefixed names included)."""
+    provider, key = split(name)
+    names = [qualify(provider, key)]
+    if provider == LEGACY_PROVIDER:
+        names.append(key)
+    return Video.objects.filter(Q(file__in=names) | Q(thumbnail__in=names)).exists()
 
 
 def delete_video(video: Video) -> None:
@@ -271,7 +291,7 @@ def retry_pending_deletions(*, due_only=True) -> tuple[int, int]:
         queue = queue.filter(next_attempt_at__lte=timezone.now())
     removed = failing = 0
     for pending in queue.iterator():
-        if Video.objects.filter(file=pending.name).exists() or Video.objects.filter(thumbnail=pending.name).exists():
+        if is_referenced(pending.name):
             # A video uses the file again (a move was undone, say): it must stay.
             pending.delete()
             continue

@@ -5,7 +5,6 @@ from django.http import Http404
 from django.views.generic import DetailView, ListView
 
 from storage_backends import providers
-from storage_backends.errors import ProviderNotConfigured
 from videos import services
 from videos.models import Video
 from videos.ranges import ranged_file_response
@@ -37,10 +36,7 @@ class VideoWatchView(DetailView):
         context = super().get_context_data(**kwargs)
         video = context["video"]
         video.poster = services.poster_url(video)
-        try:
-            context["video_url"] = video.file.url if video.file else None
-        except ProviderNotConfigured:
-            context["video_url"] = None
+        context["video_url"] = services.file_url(video.file)
         return context
 
 

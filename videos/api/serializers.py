@@ -1,7 +1,6 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from storage_backends.errors import ProviderNotConfigured
 from videos import services
 from videos.models import Video
 from videos.validators import clean_file_name, validate_video_file
@@ -52,13 +51,7 @@ class VideoSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if url and request and url.startswith("/") else url
 
     def get_video_url(self, video) -> str | None:
-        if not video.file:
-            return None
-        try:
-            return self._absolute(video.file.url)
-        except ProviderNotConfigured:
-            # The provider holding the file lost its settings: no URL, but the rest reads.
-            return None
+        return self._absolute(services.file_url(video.file))
 
     def get_thumbnail_url(self, video) -> str | None:
         return self._absolute(services.poster_url(video))

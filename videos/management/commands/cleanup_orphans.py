@@ -3,9 +3,10 @@ from django.template.defaultfilters import filesizeformat
 
 from storage_backends import providers
 from storage_backends.chain import describe_failure
-from storage_backends.names import PROVIDER_NAMES
-from videos.housekeeping import find_orphans, is_referenced
+from storage_backends.names import PROVIDER_NAMES, qualify
+from videos.housekeeping import find_orphans
 from videos.management.progress import Progress
+from videos.services import is_referenced
 
 
 class Command(BaseCommand):
@@ -44,7 +45,7 @@ class Command(BaseCommand):
                 found_bytes += orphan.size
                 self.stdout.write(f"{name}:{orphan.key}  {filesizeformat(orphan.size)}  {orphan.modified:%Y-%m-%d %H:%M}")
                 if delete:
-                    if is_referenced(name, orphan.key):
+                    if is_referenced(qualify(name, orphan.key)):
                         self.stdout.write(f"  kept: a video uses {orphan.key} now")
                     else:
                         try:
