@@ -12,10 +12,10 @@ can live in one process.
 
 import collections
 import os
-from datetime import datetime, timezone
 import posixpath
 import tempfile
 import threading
+from datetime import datetime, timezone
 
 import urllib3
 from cloudinary import api as cloudinary_api
@@ -120,8 +120,12 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
             resource_type, public_path, file_format = "image", root, extension
         else:
             resource_type, public_path, file_format = "raw", name, None
-        public_id = f"{self.folder}/{public_path}" if self.folder else public_path
-        return public_id, resource_type, file_format
+        return self._folder_prefix + public_path, resource_type, file_format
+
+    @property
+    def _folder_prefix(self):
+        """What every public_id of this storage starts with."""
+        return f"{self.folder}/" if self.folder else ""
 
     def _account(self):
         options = {
@@ -266,16 +270,14 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
     def name_of(self, resource):
         """The stored name of a resource from the Admin API (``resource_of`` reversed)."""
         public_id = resource["public_id"]
-        prefix = f"{self.folder}/" if self.folder else ""
-        if not public_id.startswith(prefix):
+        if not public_id.startswith(self._folder_prefix):
             return None
-        path = public_id[len(prefix) :]
+        path = public_id[len(self._folder_prefix) :]
         if resource.get("resource_type") in ("video", "image") and resource.get("format"):
             return f"{path}.{resource['format']}"
         return path
 
     def iter_files(self):
-        prefix = f"{self.folder}/" if self.folder else ""
         for resource_type in ("video", "image", "raw"):
             cursor = None
             while True:
@@ -283,7 +285,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
                 page = cloudinary_api.resources(
                     resource_type=resource_type,
                     type="upload",
-                    prefix=prefix,
+                    prefix=self._folder_prefix,
                     max_results=LISTING_PAGE_SIZE,
                     **self._account(),
                     **options,
