@@ -2,12 +2,20 @@
 
     proxy = FaultProxy("127.0.0.1", moto_port).start()
     proxy.set_mode("refuse")            # connection refused
+    proxy.set_mode("unreachable")       # connecting hangs, as with a host that drops packets
     proxy.set_mode("hang")              # accept, read, never answer
     proxy.set_mode("reset")             # accept, then reset the connection
     proxy.set_mode("cut_after", bytes=6 * 1024 * 1024)   # drop each connection midway
+    proxy.set_mode("stall_after", bytes=6 * 1024 * 1024) # go silent midway, for everyone
     proxy.set_mode("pass")
 
-A mode applies to new connections; "refuse" and ``stop()`` also close open ones.
+A mode applies to new connections; "refuse", "unreachable" and ``stop()`` also close
+open ones. "unreachable" keeps the port's accept queue full (a listening socket with
+a backlog of 0 and one connection nobody accepts): the kernel then drops every new
+connection's SYN, and the client waits in SYN retransmission, as it does for a host
+behind a firewall that drops packets. "stall_after" passes N bytes from the clients
+in all, then reads nothing more and answers nothing, on open and new connections
+alike, until the mode changes: a server that goes silent in the middle of an upload.
 Every socket is closed by the thread that uses it; other threads only shut sockets
 down, which wakes whoever is blocked on them.
 """
@@ -16,8 +24,11 @@ import selectors
 import socket
 import struct
 import threading
+import time
 
-MODES = ("pass", "refuse", "hang", "reset", "cut_after")
+MODES = ("pass", "refuse", "unreachable", "hang", "reset", "cut_after", "stall_after")
+CLOSING_MODES = ("refuse", "unreachable")  # no listener: open connections are closed too
+SIZED_MODES = ("cut_after", "stall_after")  # modes that take bytes=N
 BUFFER_SIZE = 64 * 1024
 POLL_INTERVAL = 0.1
 TIMEOUT = 5
@@ -31,6 +42,8 @@ class FaultProxy:
         self.mode = "pass"
         self.cut_after = None
         self.connections = 0
+        self._stall_budget = 0  # bytes "stall_after" still passes
+        self._blackhole = ()  # "unreachable": the full listener and its unaccepted connection
         self._lock = threading.Lock()
         self._running = False
         self._listener = None
@@ -47,8 +60,10 @@ class FaultProxy:
         with self._lock:
             self._running = True
         self._listen()  # even in "refuse", to pick the port
-        if self.mode == "refuse":
+        if self.mode in CLOSING_MODES:
             self._stop_listening()
+            if self.mode == "unreachable":
+                self._fill_port()
         return self
 
     def stop(self):
@@ -56,6 +71,7 @@ class FaultProxy:
             self._running = False
         self._stop_listening()
         self._close_connections()
+        self._empty_port()
 
     def __enter__(self):
         return self.start()
@@ -69,16 +85,37 @@ class FaultProxy:
         cut_after = options.pop("bytes", None)
         if options:
             raise TypeError(f"Unexpected options for {mode!r}: {', '.join(options)}")
-        if (mode == "cut_after") != (cut_after is not None):
-            raise ValueError('bytes=N goes with "cut_after", and only with it')
+        if (mode in SIZED_MODES) != (cut_after is not None):
+            raise ValueError('bytes=N goes with "cut_after" and "stall_after", and only with them')
         with self._lock:
             self.mode, self.cut_after = mode, cut_after
+            self._stall_budget = cut_after if mode == "stall_after" else 0
             running = self._running
-        if mode == "refuse":
+        if mode in CLOSING_MODES:
             self._stop_listening()
             self._close_connections()
-        elif running:
-            self._listen()
+            if mode == "unreachable" and running:
+                self._fill_port()
+        else:
+            self._empty_port()
+            if running:
+                self._listen()
+
+    def _fill_port(self):
+        """Listen with a full accept queue, so that new connections hang while connecting."""
+        if self._blackhole:
+            return
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, self.port))
+        listener.listen(0)
+        filler = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        self._blackhole = (listener, filler)
+
+    def _empty_port(self):
+        blackhole, self._blackhole = self._blackhole, ()
+        for sock in blackhole:
+            _abort(sock)
 
     def _listen(self):
         with self._lock:
@@ -122,7 +159,7 @@ class FaultProxy:
                 with self._lock:
                     self.connections += 1
                     mode, cut_after, generation = self.mode, self.cut_after, self._generation
-                if mode in ("reset", "refuse"):
+                if mode in ("reset",) + CLOSING_MODES:
                     _abort(client)
                     continue
                 thread = threading.Thread(
@@ -162,10 +199,13 @@ class FaultProxy:
             if mode == "hang":
                 self._hang(client, generation)
                 return
+            if mode == "stall_after" and self._stalled():
+                self._stall(mode, generation)
+                return
             upstream = socket.create_connection(self.target, timeout=TIMEOUT)
             upstream.settimeout(None)
             if self._register(upstream, generation):
-                ended_cleanly = self._forward(client, upstream, cut_after, generation)
+                ended_cleanly = self._forward(client, upstream, mode, cut_after, generation)
         except OSError:
             pass
         finally:
@@ -186,18 +226,38 @@ class FaultProxy:
             except socket.timeout:
                 continue
 
-    def _forward(self, client, upstream, cut_after, generation):
-        """Relay both ways; True when a side closed its end, False when cut or stopped."""
-        allowed_upstream = cut_after  # bytes the client may still send; None for no limit
+    def _stalled(self):
+        with self._lock:
+            return self._stall_budget == 0
+
+    def _stall(self, mode, generation):
+        """Read nothing and answer nothing while ``mode`` lasts."""
+        while self.mode == mode and self._generation == generation:
+            time.sleep(POLL_INTERVAL)
+
+    def _take_from_stall_budget(self, size):
+        with self._lock:
+            allowed = min(size, self._stall_budget)
+            self._stall_budget -= allowed
+            return allowed
+
+    def _forward(self, client, upstream, mode, cut_after, generation):
+        """Relay both ways; True when a side closed its end, False when cut, stalled or stopped."""
+        allowed_upstream = cut_after if mode == "cut_after" else None  # None for no limit
         with selectors.DefaultSelector() as selector:
             selector.register(client, selectors.EVENT_READ, upstream)
             selector.register(upstream, selectors.EVENT_READ, client)
             while self._generation == generation:
+                if mode == "stall_after" and self._stalled():
+                    self._stall(mode, generation)
+                    return False
                 for key, _ in selector.select(timeout=POLL_INTERVAL):
                     source, destination = key.fileobj, key.data
                     data = source.recv(BUFFER_SIZE)
                     if not data:
                         return True
+                    if source is client and mode == "stall_after":
+                        data = data[: self._take_from_stall_budget(len(data))]
                     if source is client and allowed_upstream is not None:
                         if len(data) >= allowed_upstream:
                             destination.sendall(data[:allowed_upstream])

@@ -159,10 +159,48 @@ def test_cut_after_drops_an_upload_midway(empty_moto, proxy):
     assert empty_moto.keys(BUCKET) == []
 
 
+def test_unreachable_makes_connecting_hang_until_the_mode_changes(proxy):
+    open_connection = socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+
+    proxy.set_mode("unreachable")
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
+    assert time.monotonic() - started >= 0.9  # not refused: the SYN got no answer
+    with open_connection:
+        try:
+            assert open_connection.recv(1) == b""
+        except ConnectionResetError:
+            pass
+    proxy.set_mode("pass")
+    impatient_client(proxy.url).list_buckets()
+
+
+def test_stall_after_goes_silent_midway_on_every_connection(empty_moto, proxy):
+    empty_moto.client().create_bucket(Bucket=BUCKET)
+    client = impatient_client(proxy.url)
+    client.list_buckets()  # opens a pooled connection that then stalls with the rest
+    proxy.set_mode("stall_after", bytes=10_000)
+
+    with pytest.raises((ReadTimeoutError, HTTPClientError)):
+        client.put_object(Bucket=BUCKET, Key="stalled", Body=b"x" * 8_000_000)
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=2) as late:
+        late.sendall(b"GET / HTTP/1.1\r\nHost: moto\r\n\r\n")
+        late.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            late.recv(1)
+
+    proxy.set_mode("pass")
+    assert empty_moto.keys(BUCKET) == []
+    impatient_client(proxy.url).list_buckets()
+
+
 def test_proxy_works_again_after_every_fault(empty_moto, proxy):
-    for mode in ("refuse", "hang", "reset", "pass"):
+    for mode in ("refuse", "unreachable", "hang", "reset", "pass"):
         proxy.set_mode(mode)
     proxy.set_mode("cut_after", bytes=1)
+    proxy.set_mode("stall_after", bytes=1)
     proxy.set_mode("pass")
 
     assert impatient_client(proxy.url).list_buckets()["Buckets"] == []
@@ -173,6 +211,10 @@ def test_proxy_rejects_unknown_modes_and_options(proxy):
         proxy.set_mode("explode")
     with pytest.raises(ValueError):
         proxy.set_mode("cut_after")
+    with pytest.raises(ValueError):
+        proxy.set_mode("stall_after")
+    with pytest.raises(ValueError):
+        proxy.set_mode("hang", bytes=1)
     with pytest.raises(TypeError):
         proxy.set_mode("pass", delay=1)
 
