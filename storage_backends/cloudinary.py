@@ -7,7 +7,8 @@ A stored name such as ``videos/2026/11/clip_k2P9xQa.mp4`` maps to the public_id
 
 Every call carries the account and the timeout itself; the SDK's global
 ``cloudinary.config()`` is never touched, so two storages with different accounts
-can live in one process.
+can live in one process. The SDK's shared HTTP connectors are replaced once, by
+connectors that never retry a connection (see ``bound_sdk_connections``).
 """
 
 import collections
@@ -17,10 +18,13 @@ import tempfile
 import threading
 from datetime import datetime, timezone
 
+import cloudinary
 import urllib3
 from cloudinary import api as cloudinary_api
 from cloudinary import exceptions as cloudinary_exceptions
 from cloudinary import uploader
+from cloudinary import utils as cloudinary_utils
+from cloudinary.api_client import call_api as cloudinary_call_api
 from cloudinary.utils import cloudinary_url
 from django.core.files import File
 from django.core.files.storage import Storage
@@ -45,6 +49,32 @@ LISTING_PAGE_SIZE = 500
 RECENT_UPLOADS_KEPT = 1000
 # Uploads whose name turns out to be taken are retried under a fresh name this often.
 NAME_ATTEMPTS = 3
+
+
+# How the SDK's connectors retry: never. urllib3's default, which the SDK keeps, opens a
+# connection that timed out three more times, so a host that drops packets would cost
+# four timeouts per call; a read that failed is not retried either. Redirects are followed.
+SDK_RETRIES = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3)
+
+_sdk_connections_lock = threading.Lock()
+_sdk_connections_bounded = False
+
+
+def bound_sdk_connections():
+    """Give the SDK's Upload and Admin API connectors that try each connection once.
+
+    The SDK keeps one module-level urllib3 connector per API (``uploader._http``,
+    ``api_client.call_api._http``) and reads it on every call; this process is its
+    only user, so they are replaced here, once, by connectors built the SDK's own way.
+    """
+    global _sdk_connections_bounded
+    with _sdk_connections_lock:
+        if _sdk_connections_bounded:
+            return
+        options = {**cloudinary.CERT_KWARGS, "retries": SDK_RETRIES}
+        uploader._http = cloudinary_utils.get_http_connector(cloudinary.config(), options)
+        cloudinary_call_api._http = cloudinary_utils.get_http_connector(cloudinary.config(), options)
+        _sdk_connections_bounded = True
 
 
 class _Unclosable:
@@ -103,6 +133,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         self._recent_uploads = collections.OrderedDict()
         self._recent_lock = threading.Lock()
         self._http = urllib3.PoolManager(retries=urllib3.Retry(total=2, read=0, redirect=3))
+        bound_sdk_connections()
 
     def __repr__(self):
         return f"<CloudinaryStorage cloud={self.cloud_name}>"

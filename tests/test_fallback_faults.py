@@ -4,7 +4,9 @@ Cloudinary is the test server on loopback, S3 is moto in this process; uploads g
 through ``Video`` so the recorded provider is checked along with where the bytes are.
 """
 
+import hashlib
 import logging
+import os
 import time
 
 import pytest
@@ -16,9 +18,12 @@ from storage_backends.chain import FallbackStorage
 from storage_backends.errors import StorageUnavailable
 from tests.cloudinary_server import FAULTS
 from tests.factories import video_upload
+from tests.fault_proxy import FaultProxy
+from tests.timing import attempt_bound
 from videos.models import Video
 
 BUCKET = "stremora-test"
+MIB = 1024 * 1024
 
 
 def bucket_objects(client):
@@ -92,6 +97,48 @@ def test_a_hang_costs_one_timeout_not_more(chain_settings, cloudinary_server, us
 
     assert video.storage_provider == "s3"
     assert chain_settings.STORAGE_TIMEOUT <= elapsed < 3 * chain_settings.STORAGE_TIMEOUT
+
+
+@pytest.fixture
+def cloudinary_proxy(cloudinary_server, settings):
+    """Cloudinary's test server behind the fault proxy, for faults of the network itself."""
+    with FaultProxy("127.0.0.1", cloudinary_server.port) as proxy:
+        settings.CLOUDINARY_UPLOAD_PREFIX = proxy.url
+        yield proxy
+
+
+# fault: (proxy mode, its bytes=, size of the file); the SDK sends files of up to one
+# chunk (here 6 MiB) in one request, larger ones in chunks.
+NETWORK_FAULTS = {
+    "refused": ("refuse", None, 5000),
+    "connect hang": ("unreachable", None, 5000),
+    "hang before answer": ("hang", None, 5000),
+    "hang mid-body": ("stall_after", 256 * 1024, 5 * MIB),
+    "hang mid-multipart": ("stall_after", 8 * MIB, 14 * MIB),
+    "reset": ("reset", None, 5000),
+}
+
+
+@pytest.mark.parametrize("fault", NETWORK_FAULTS)
+def test_a_cloudinary_attempt_costs_one_timeout_whatever_the_network_does(
+    fault, settings, cloudinary_server, cloudinary_proxy, media_root
+):
+    settings.STORAGE_PROVIDERS = ["cloudinary", "local"]
+    mode, mode_bytes, size = NETWORK_FAULTS[fault]
+    providers.get_storage("cloudinary").chunk_size = 6 * MIB  # three chunks for the multipart case
+    content = os.urandom(size)
+    cloudinary_proxy.set_mode(mode, **({"bytes": mode_bytes} if mode_bytes else {}))
+
+    started = time.monotonic()
+    name = FallbackStorage().save("videos/clip.mp4", ContentFile(content))
+    elapsed = time.monotonic() - started
+
+    assert name.startswith("local:")
+    stored = (media_root / name.removeprefix("local:")).read_bytes()
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(content).digest()
+    assert elapsed < attempt_bound(settings.STORAGE_TIMEOUT)
+    cloudinary_proxy.set_mode("pass")
+    assert cloudinary_server.resources() == {}
 
 
 def test_both_down_falls_back_to_local_disk_when_it_is_in_the_chain(
