@@ -16,6 +16,7 @@ connection's SYN, and the client waits in SYN retransmission, as it does for a h
 behind a firewall that drops packets. "stall_after" passes N bytes from the clients
 in all, then reads nothing more and answers nothing, on open and new connections
 alike, until the mode changes: a server that goes silent in the middle of an upload.
+``stalled_at`` then tells when it went silent (``time.monotonic()``).
 Every socket is closed by the thread that uses it; other threads only shut sockets
 down, which wakes whoever is blocked on them.
 """
@@ -43,6 +44,7 @@ class FaultProxy:
         self.cut_after = None
         self.connections = 0
         self._stall_budget = 0  # bytes "stall_after" still passes
+        self.stalled_at = None
         self._blackhole = ()  # "unreachable": the full listener and its unaccepted connection
         self._lock = threading.Lock()
         self._running = False
@@ -90,6 +92,7 @@ class FaultProxy:
         with self._lock:
             self.mode, self.cut_after = mode, cut_after
             self._stall_budget = cut_after if mode == "stall_after" else 0
+            self.stalled_at = None
             running = self._running
         if mode in CLOSING_MODES:
             self._stop_listening()
@@ -239,6 +242,8 @@ class FaultProxy:
         with self._lock:
             allowed = min(size, self._stall_budget)
             self._stall_budget -= allowed
+            if self._stall_budget == 0 and self.stalled_at is None:
+                self.stalled_at = time.monotonic()
             return allowed
 
     def _forward(self, client, upstream, mode, cut_after, generation):

@@ -1,5 +1,7 @@
 """S3 over real HTTP: moto's server in its own process, behind a proxy that can fail."""
 
+import hashlib
+import os
 import time
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
@@ -11,6 +13,7 @@ from django.core.files.base import ContentFile
 from storage_backends.chain import FallbackStorage
 from storage_backends.errors import StorageUnavailable
 from tests.fault_proxy import FaultProxy
+from tests.timing import attempt_bound
 
 BUCKET = "stremora-test"
 MIB = 1024 * 1024
@@ -67,20 +70,46 @@ def test_an_upload_cut_midway_leaves_no_parts_and_goes_to_the_next_provider(
     assert s3_server.multipart_uploads(BUCKET) == []
 
 
-@pytest.mark.parametrize("mode", ["refuse", "reset", "hang"])
-def test_s3_faults_fall_through_to_local_disk(settings, s3_server, s3_proxy, media_root, mode):
+def wait_until(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+# fault: (proxy mode, its bytes=, size of the file); files over 8 MiB go up in parts.
+NETWORK_FAULTS = {
+    "refused": ("refuse", None, 4096),
+    "connect hang": ("unreachable", None, 4096),
+    "hang before answer": ("hang", None, 4096),
+    "hang mid-body": ("stall_after", 256 * 1024, 7 * MIB),
+    "hang mid-multipart": ("stall_after", 12 * MIB, 20 * MIB),
+    "reset": ("reset", None, 4096),
+}
+
+
+@pytest.mark.parametrize("fault", NETWORK_FAULTS)
+def test_s3_faults_fall_through_to_local_disk(settings, s3_server, s3_proxy, media_root, fault):
     settings.STORAGE_PROVIDERS = ["s3", "local"]
-    s3_proxy.set_mode(mode)
+    mode, mode_bytes, size = NETWORK_FAULTS[fault]
+    content = os.urandom(size)
+    s3_proxy.set_mode(mode, **({"bytes": mode_bytes} if mode_bytes else {}))
 
     started = time.monotonic()
-    name = FallbackStorage().save("videos/clip.mp4", ContentFile(b"clip"))
-    elapsed = time.monotonic() - started
+    name = FallbackStorage().save("videos/clip.mp4", ContentFile(content))
+    finished = time.monotonic()
 
     assert name.startswith("local:")
-    # Two attempts of at most one timeout each, botocore's backoff of up to 2 s
-    # between them, then the chain moves on.
-    assert elapsed < 2 * settings.STORAGE_TIMEOUT + 2 + 1
+    stored = (media_root / name.removeprefix("local:")).read_bytes()
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(content).digest()
+    # The contract: one attempt, retries included, costs at most STORAGE_TIMEOUT plus a
+    # second once S3 stops making progress (parts that landed before renew the time).
+    fault_began = s3_proxy.stalled_at if mode == "stall_after" else started
+    assert fault_began is not None
+    assert finished - fault_began < attempt_bound(settings.STORAGE_TIMEOUT)
     s3_proxy.set_mode("pass")
+    # A multipart upload its save could not abort is aborted once S3 answers again.
+    assert wait_until(lambda: s3_server.multipart_uploads(BUCKET) == [], 4 * settings.STORAGE_TIMEOUT)
     assert s3_server.keys(BUCKET) == []
 
 
