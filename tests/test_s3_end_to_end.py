@@ -7,11 +7,14 @@ import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.awsrequest import AWSResponse
 from django.core.files import File
 from django.core.files.base import ContentFile
 
 from storage_backends.chain import FallbackStorage
 from storage_backends.errors import StorageUnavailable
+from storage_backends.s3 import S3Storage
 from tests.fault_proxy import FaultProxy
 from tests.timing import attempt_bound
 
@@ -141,3 +144,66 @@ def test_s3_comes_back_when_the_network_does(settings, s3_server, s3_proxy):
     name = FallbackStorage().save("videos/clip.mp4", ContentFile(b"clip"))
 
     assert s3_server.keys(BUCKET) == ["stremora/" + name.removeprefix("s3:")]
+
+
+def server_storage(s3_server, timeout, **options):
+    return S3Storage(
+        access_key="testing",
+        secret_key="testing",
+        bucket_name=BUCKET,
+        endpoint_url=s3_server.url,
+        timeout=timeout,
+        **options,
+    )
+
+
+def test_a_large_file_slower_than_the_timeout_keeps_going_while_parts_land(s3_server):
+    # One part at a time, each on a line slow enough that the whole save takes about
+    # twice the timeout: every part that lands renews the save's time.
+    part_size = 5 * MIB
+    storage = server_storage(
+        s3_server,
+        timeout=2.0,
+        transfer_config=TransferConfig(
+            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=1
+        ),
+    )
+    storage.connection.meta.client.meta.events.register(
+        "before-send.s3.UploadPart", lambda **kwargs: time.sleep(1.2)
+    )
+    content = os.urandom(3 * part_size)
+
+    started = time.monotonic()
+    name = storage.save("videos/big.mp4", ContentFile(content))
+
+    assert time.monotonic() - started > storage.timeout
+    stored = s3_server.client().get_object(Bucket=BUCKET, Key=f"stremora/{name}")["Body"].read()
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(content).digest()
+
+
+class _Body:
+    def __init__(self, data):
+        self.data = data
+
+    def stream(self, *args, **kwargs):
+        yield self.data
+
+
+def test_no_retry_is_sent_once_the_save_has_too_little_time_left(s3_server):
+    storage = server_storage(s3_server, timeout=2.0)
+    sent = []
+
+    def slow_down_late(request, **kwargs):
+        sent.append(request.url)
+        time.sleep(1.5)  # S3 throttles, and says so late: 0.5 s of the save are left
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        return AWSResponse(request.url, 503, {}, _Body(body))
+
+    storage.connection.meta.client.meta.events.register("before-send.s3.PutObject", slow_down_late)
+
+    started = time.monotonic()
+    with pytest.raises(Exception, match="SlowDown"):
+        storage.save("videos/clip.mp4", ContentFile(b"clip"))
+
+    assert len(sent) == 1  # botocore's retry (after up to a second's pause) was not sent
+    assert time.monotonic() - started < attempt_bound(storage.timeout)
