@@ -5,13 +5,16 @@ through ``Video`` so the recorded provider is checked along with where the bytes
 """
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from django.core.files.base import ContentFile
 
 from storage_backends import providers
+from storage_backends.breaker import CircuitBreaker
 from storage_backends.chain import FallbackStorage
 from storage_backends.errors import StorageUnavailable
 from tests.cloudinary_server import FAULTS
@@ -185,3 +188,76 @@ def test_cloudinary_files_are_read_from_cloudinary(chain_settings, cloudinary_se
     assert chain.url(name).startswith(cloudinary_server.url)
     chain.delete(name)
     assert not chain.exists(name)
+
+
+@pytest.fixture
+def cloudinary_then_local(settings, cloudinary_server):
+    settings.STORAGE_PROVIDERS = ["cloudinary", "local"]
+    settings.STORAGE_BREAKER_FAILURES = 2
+    settings.STORAGE_BREAKER_COOLDOWN = 1
+    return settings
+
+
+def trip_cloudinary(cloudinary_server):
+    """Two failed uploads open Cloudinary's breaker; returns the upload requests it saw."""
+    cloudinary_server.fail("http_500", actions=["upload"])
+    for _ in range(2):
+        FallbackStorage().save("videos/clip.mp4", ContentFile(b"tripping"))
+    cloudinary_server.heal()
+    assert CircuitBreaker("cloudinary").is_open()
+    return cloudinary_server.requests["upload"]
+
+
+def save_at_once(count):
+    """``count`` saves through the chain in as many threads, started together: (name, seconds) each."""
+    barrier = threading.Barrier(count)
+
+    def save(number):
+        barrier.wait()
+        started = time.monotonic()
+        name = FallbackStorage().save(f"videos/clip{number}.mp4", ContentFile(f"upload {number}".encode()))
+        return name, time.monotonic() - started
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(save, range(count)))
+
+
+def test_after_the_cooldown_one_trial_meets_a_still_dead_cloudinary_and_the_rest_skip_it(
+    cloudinary_then_local, cloudinary_server, caplog
+):
+    requests_before = trip_cloudinary(cloudinary_server)
+    cloudinary_server.fail("hang", actions=["upload"])
+    time.sleep(1.1)
+
+    with caplog.at_level(logging.INFO, logger="storage_backends"):
+        results = save_at_once(10)
+
+    assert cloudinary_server.requests["upload"] - requests_before == 1
+    assert all(name.startswith("local:") for name, _ in results)
+    durations = sorted(seconds for _, seconds in results)
+    timeout = cloudinary_then_local.STORAGE_TIMEOUT
+    assert durations[-1] >= timeout  # the trial waited for its answer
+    assert durations[-2] < timeout / 2  # nobody else did
+    assert CircuitBreaker("cloudinary").is_open()  # the trial's failure opened it again
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages.count("Trying cloudinary again after its cool-down: one upload at a time until it answers") == 1
+    assert any(
+        "cloudinary: skipped while another upload tries it after its cool-down (circuit half-open)" in message
+        for message in messages
+    )
+
+
+def test_the_trials_success_closes_the_breaker_for_every_upload(cloudinary_then_local, cloudinary_server, caplog):
+    requests_before = trip_cloudinary(cloudinary_server)
+    time.sleep(1.1)
+
+    with caplog.at_level(logging.INFO, logger="storage_backends"):
+        trial = FallbackStorage().save("videos/trial.mp4", ContentFile(b"trial"))
+    results = save_at_once(5)
+
+    assert trial.startswith("cloudinary:")
+    assert all(name.startswith("cloudinary:") for name, _ in results)
+    assert cloudinary_server.requests["upload"] - requests_before == 6
+    assert "Storage provider cloudinary took its trial upload: circuit closed" in [
+        record.getMessage() for record in caplog.records
+    ]
