@@ -15,6 +15,7 @@ from django.utils.deconstruct import deconstructible
 from storage_backends import providers
 from storage_backends.breaker import Admission, CircuitBreaker
 from storage_backends.errors import ProviderFailure, StorageUnavailable
+from storage_backends.faults import is_provider_fault
 from storage_backends.names import LONGEST_PREFIX, qualify, split, unique_name
 
 logger = logging.getLogger(__name__)
@@ -104,14 +105,27 @@ class FallbackStorage(Storage):
             yield provider, Admission.OPEN, position + 1 < len(passed_over)
 
     def _try(self, provider, admission, name, content, failures, more_to_try):
-        """Store on one provider; None (and the reason in ``failures``) when it fails."""
+        """Store on one provider; None (and the reason in ``failures``) when it fails.
+
+        Only a fault of the provider counts toward its breaker: an error about the
+        file (see ``storage_backends.faults``), or content that cannot be rewound, is
+        passed on to the next provider without counting.
+        """
         breaker = CircuitBreaker(provider)
+        rewound = False
         try:
             content.seek(0)
+            rewound = True
             key = providers.get_storage(provider)._save(name, content)
         except Exception as exc:
             reason = describe_failure(exc)
-            outcome = " (circuit opened)" if breaker.record_failure() else ""
+            counted = rewound and is_provider_fault(exc)
+            if counted:
+                outcome = " (circuit opened)" if breaker.record_failure() else ""
+            else:
+                if admission is Admission.TRIAL:
+                    breaker.release_trial()
+                outcome = " (about the file: not counted against the provider)"
             logger.warning(
                 "Storage provider %s failed to store %s%s: %s%s",
                 provider,

@@ -4,6 +4,7 @@ Cloudinary is the test server on loopback, S3 is moto in this process; uploads g
 through ``Video`` so the recorded provider is checked along with where the bytes are.
 """
 
+import io
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from botocore.exceptions import EndpointConnectionError
 from django.core.files.base import ContentFile
 
 from storage_backends import providers
-from storage_backends.breaker import CircuitBreaker
+from storage_backends.breaker import Admission, CircuitBreaker
 from storage_backends.chain import FallbackStorage
 from storage_backends.errors import StorageUnavailable
 from tests.cloudinary_server import FAULTS
@@ -261,3 +262,81 @@ def test_the_trials_success_closes_the_breaker_for_every_upload(cloudinary_then_
     assert "Storage provider cloudinary took its trial upload: circuit closed" in [
         record.getMessage() for record in caplog.records
     ]
+
+
+def test_files_cloudinary_refuses_move_on_without_tripping_its_breaker(cloudinary_then_local, cloudinary_server, caplog):
+    cloudinary_server.max_file_size = 100
+
+    with caplog.at_level(logging.WARNING, logger="storage_backends"):
+        names = [FallbackStorage().save("videos/big.mp4", ContentFile(b"b" * 200)) for _ in range(3)]
+
+    assert all(name.startswith("local:") for name in names)
+    assert cloudinary_server.requests["upload"] == 3  # never skipped
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
+    warning = caplog.records[0].getMessage()
+    assert warning.startswith("Storage provider cloudinary failed to store videos/big_")
+    assert warning.endswith(
+        ", trying the next one: BadRequest: File size too large. Got 200. Maximum is 100."
+        " (about the file: not counted against the provider)"
+    )
+    assert FallbackStorage().save("videos/small.mp4", ContentFile(b"s" * 50)).startswith("cloudinary:")
+
+
+@pytest.mark.parametrize("fault", ["http_500", "hang"])
+def test_faults_of_cloudinary_itself_still_trip_its_breaker(fault, cloudinary_then_local, cloudinary_server):
+    cloudinary_server.fail(fault, actions=["upload"])
+
+    names = [FallbackStorage().save("videos/clip.mp4", ContentFile(b"c" * 50)) for _ in range(3)]
+
+    assert all(name.startswith("local:") for name in names)
+    assert cloudinary_server.requests["upload"] == 2
+    assert CircuitBreaker("cloudinary").is_open()
+
+
+def test_a_taken_name_moves_on_without_tripping_the_breaker(cloudinary_then_local, cloudinary_server, monkeypatch, caplog):
+    from storage_backends import chain, cloudinary
+
+    # Every fresh name the storages make comes out as the one already taken on Cloudinary.
+    monkeypatch.setattr(chain, "unique_name", lambda name, max_length=None: name)
+    monkeypatch.setattr(cloudinary, "unique_name", lambda name, max_length=None: name)
+    cloudinary_server.put("stremora/videos/taken", b"someone else's", resource_type="video", file_format="mp4")
+
+    with caplog.at_level(logging.WARNING, logger="storage_backends"):
+        names = [FallbackStorage().save("videos/taken.mp4", ContentFile(b"mine")) for _ in range(3)]
+
+    assert all(name.startswith("local:") for name in names)
+    assert cloudinary_server.content("stremora/videos/taken") == b"someone else's"
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
+    assert "FileExistsError: Cloudinary already holds a resource for videos/taken.mp4 (about the file" in (
+        caplog.records[0].getMessage()
+    )
+
+
+class Unrewindable(ContentFile):
+    def seek(self, *args):
+        raise io.UnsupportedOperation("seek")
+
+
+def test_content_that_cannot_be_rewound_trips_no_breaker(cloudinary_then_local, cloudinary_server):
+    cloudinary_then_local.STORAGE_BREAKER_FAILURES = 1
+
+    with pytest.raises(StorageUnavailable) as excinfo:
+        FallbackStorage().save("videos/clip.mp4", Unrewindable(b"stream"))
+
+    assert [failure.provider for failure in excinfo.value.failures] == ["cloudinary", "local"]
+    assert cloudinary_server.requests["upload"] == 0
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
+    assert CircuitBreaker("local").admit() is Admission.CLOSED
+
+
+def test_a_trial_refused_for_its_file_hands_the_trial_to_the_next_upload(cloudinary_then_local, cloudinary_server):
+    trip_cloudinary(cloudinary_server)
+    cloudinary_server.max_file_size = 100
+    time.sleep(1.1)
+
+    refused = FallbackStorage().save("videos/big.mp4", ContentFile(b"b" * 200))
+    taken = FallbackStorage().save("videos/small.mp4", ContentFile(b"s" * 50))
+
+    assert refused.startswith("local:")
+    assert taken.startswith("cloudinary:")
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
