@@ -2,7 +2,6 @@ import logging
 
 import pytest
 from django.core.cache import cache
-from django.core.cache.backends.locmem import LocMemCache
 
 from storage_backends import breaker as breaker_module
 from storage_backends.breaker import Admission, CircuitBreaker
@@ -155,18 +154,8 @@ def test_an_unreachable_cache_leaves_a_record_in_this_process(settings, caplog):
     ]
 
 
-class RecountFailingCache(LocMemCache):
-    """A cache that has lost the failure count (``incr`` finds no key) and then fails."""
-
-    def incr(self, key, delta=1, version=None):
-        raise ValueError(f"Key '{key}' not found")
-
-    def set(self, *args, **kwargs):
-        raise ConnectionError("the cache went away")
-
-
 def test_a_cache_failing_while_the_count_is_started_again_is_not_raised(settings):
-    settings.CACHES = {**settings.CACHES, "recount_failing": {"BACKEND": "tests.test_breaker.RecountFailingCache"}}
+    settings.CACHES = {**settings.CACHES, "recount_failing": {"BACKEND": "tests.caches.RecountFailingCache"}}
     breaker = CircuitBreaker("cloudinary", cache_alias="recount_failing")
 
     assert breaker.record_failure() is False  # counted in this process instead
