@@ -5,7 +5,8 @@ chain for ``STORAGE_BREAKER_COOLDOWN`` seconds (open). When the cool-down ends t
 breaker is half-open: one upload at a time takes a trial lease (an atomic
 ``cache.add``) and goes to the provider while every other upload keeps skipping it.
 The trial's success closes the breaker; its failure opens it again for another
-cool-down.
+cool-down; a failure over its file (not counted, see ``storage_backends.faults``)
+hands the trial to the next upload.
 
 The state lives in the ``provider_health`` cache (the same store as the default
 cache, with timeouts of its own short enough to read on every upload; the default
