@@ -13,13 +13,18 @@ from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from storage_backends import providers
-from storage_backends.breaker import CircuitBreaker
+from storage_backends.breaker import Admission, CircuitBreaker
 from storage_backends.errors import ProviderFailure, StorageUnavailable
+from storage_backends.faults import is_provider_fault
 from storage_backends.names import LONGEST_PREFIX, qualify, split, unique_name
 
 logger = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 300
+SKIP_REASONS = {
+    Admission.OPEN: "skipped after repeated failures (circuit open)",
+    Admission.TRIAL_UNDER_WAY: "skipped while another upload tries it after its cool-down (circuit half-open)",
+}
 
 
 def describe_failure(exc):
@@ -65,8 +70,8 @@ class FallbackStorage(Storage):
             for provider in provider_names
             if provider not in configured
         }
-        for provider, more_to_try in self._attempt_order(configured, failures):
-            key = self._try(provider, name, content, failures, more_to_try)
+        for provider, admission, more_to_try in self._attempt_order(configured, failures):
+            key = self._try(provider, admission, name, content, failures, more_to_try)
             if key is not None:
                 if failures:
                     reasons = "; ".join(str(failures[other]) for other in provider_names if other in failures)
@@ -77,44 +82,63 @@ class FallbackStorage(Storage):
         raise error
 
     def _attempt_order(self, configured, failures):
-        """``(provider, whether another follows)`` in the order to try them.
+        """``(provider, admission, whether another follows)`` in the order to try them.
 
-        Providers whose circuit is open are passed over while another may still take
-        the file; when none did, they are tried after all, as a last resort: an upload
-        is refused only when every configured provider has just failed it. A breaker
-        is read only when its provider's turn comes.
+        Providers whose circuit is open, or half-open with another upload holding the
+        trial, are passed over while another may still take the file; when none did,
+        they are tried after all, as a last resort: an upload is refused only when
+        every configured provider has just failed it. A breaker is read only when its
+        provider's turn comes.
         """
         passed_over = []
         for position, provider in enumerate(configured):
-            if CircuitBreaker(provider).is_open():
-                failures[provider] = ProviderFailure(provider, "skipped after repeated failures (circuit open)")
+            admission = CircuitBreaker(provider).admit()
+            if admission.skips:
+                failures[provider] = ProviderFailure(provider, SKIP_REASONS[admission])
                 passed_over.append(provider)
             else:
-                yield provider, position + 1 < len(configured) or bool(passed_over)
+                if admission is Admission.TRIAL:
+                    logger.info("Trying %s again after its cool-down: one upload at a time until it answers", provider)
+                yield provider, admission, position + 1 < len(configured) or bool(passed_over)
         for position, provider in enumerate(passed_over):
             logger.info("Every other provider failed: trying %s despite its open circuit", provider)
-            yield provider, position + 1 < len(passed_over)
+            yield provider, Admission.OPEN, position + 1 < len(passed_over)
 
-    def _try(self, provider, name, content, failures, more_to_try):
-        """Store on one provider; None (and the reason in ``failures``) when it fails."""
+    def _try(self, provider, admission, name, content, failures, more_to_try):
+        """Store on one provider; None (and the reason in ``failures``) when it fails.
+
+        Only a fault of the provider counts toward its breaker: an error about the
+        file (see ``storage_backends.faults``), or content that cannot be rewound, is
+        passed on to the next provider without counting.
+        """
         breaker = CircuitBreaker(provider)
+        rewound = False
         try:
             content.seek(0)
+            rewound = True
             key = providers.get_storage(provider)._save(name, content)
         except Exception as exc:
             reason = describe_failure(exc)
-            opened = breaker.record_failure()
+            counted = rewound and is_provider_fault(exc)
+            if counted:
+                outcome = " (circuit opened)" if breaker.record_failure() else ""
+            else:
+                if admission is Admission.TRIAL:
+                    breaker.release_trial()
+                outcome = " (about the file: not counted against the provider)"
             logger.warning(
                 "Storage provider %s failed to store %s%s: %s%s",
                 provider,
                 name,
                 ", trying the next one" if more_to_try else "",
                 reason,
-                " (circuit opened)" if opened else "",
+                outcome,
             )
             failures[provider] = ProviderFailure(provider, reason)
             return None
         breaker.record_success()
+        if admission is Admission.TRIAL:
+            logger.info("Storage provider %s took its trial upload: circuit closed", provider)
         failures.pop(provider, None)
         return key
 

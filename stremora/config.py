@@ -8,6 +8,7 @@ variable, and no message ever repeats a value that may hold a credential.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -22,6 +23,10 @@ DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
 DEFAULT_CACHE_URL = "locmem://"
 # Seconds a Redis cache may take to connect or answer.
 REDIS_TIMEOUT = 1.0
+# The same for the circuit breakers' reads, made on every upload: a Redis that stops
+# answering must cost an upload a moment, not a second.
+PROVIDER_HEALTH_REDIS_TIMEOUT = 0.1
+REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
 DEFAULT_CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
 DEFAULT_CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
 DEFAULT_STORAGE_PROVIDERS = "cloudinary,s3,local"
@@ -52,6 +57,7 @@ class Config:
     allowed_hosts: list[str]
     database: dict = field(repr=False)
     cache: dict = field(repr=False)
+    provider_health_cache: dict = field(repr=False)
     storage_providers: tuple[str, ...]
     cloudinary: CloudinaryAccount | None
     cloudinary_upload_prefix: str
@@ -170,12 +176,22 @@ class _Reader:
             cache = environ.Env.cache_url_config(url)
         except Exception:
             raise ConfigError(f"{name} could not be parsed as a cache URL.") from None
-        if cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        if cache["BACKEND"] == REDIS_BACKEND:
             # A Redis that stops answering must cost a second, not a request's worth of time.
             cache.setdefault("OPTIONS", {}).update(
                 {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
             )
         return cache
+
+
+def provider_health_cache(cache: dict) -> dict:
+    """The circuit breakers' cache: the store of ``cache``, with short timeouts for Redis."""
+    health = copy.deepcopy(cache)
+    if health["BACKEND"] == REDIS_BACKEND:
+        health.setdefault("OPTIONS", {}).update(
+            {"socket_connect_timeout": PROVIDER_HEALTH_REDIS_TIMEOUT, "socket_timeout": PROVIDER_HEALTH_REDIS_TIMEOUT}
+        )
+    return health
 
 
 def parse_cloudinary_url(url: str) -> CloudinaryAccount:
@@ -235,13 +251,15 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         secret_key = DEVELOPMENT_SECRET_KEY
 
     cloudinary_url = reader.optional("CLOUDINARY_URL")
+    cache = reader.cache("CACHE_URL", DEFAULT_CACHE_URL)
 
     return Config(
         secret_key=secret_key,
         debug=debug,
         allowed_hosts=reader.comma_list("ALLOWED_HOSTS", ",".join(DEFAULT_ALLOWED_HOSTS)),
         database=reader.database("DATABASE_URL", f"sqlite:///{base_dir / 'db.sqlite3'}", base_dir),
-        cache=reader.cache("CACHE_URL", DEFAULT_CACHE_URL),
+        cache=cache,
+        provider_health_cache=provider_health_cache(cache),
         storage_providers=_storage_providers(reader),
         cloudinary=parse_cloudinary_url(cloudinary_url) if cloudinary_url else None,
         cloudinary_upload_prefix=reader.http_url("CLOUDINARY_UPLOAD_PREFIX", DEFAULT_CLOUDINARY_UPLOAD_PREFIX),

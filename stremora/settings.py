@@ -83,7 +83,9 @@ ASGI_APPLICATION = "stremora.asgi.application"
 # Connections are kept between requests and checked before reuse: a connection the
 # server dropped (restart, failover, idle timeout) is replaced, not an error.
 DATABASES = {"default": {**CONFIG.database, "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True}}
-CACHES = {"default": CONFIG.cache}
+# The circuit breakers keep provider health in the same store, with short timeouts of
+# their own (storage_backends/breaker.py).
+CACHES = {"default": CONFIG.cache, "provider_health": CONFIG.provider_health_cache}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -22,6 +22,9 @@ to fail (``fail()`` in process, ``POST /_control/fail`` from another one):
     (200 without the file's public_id), drop (close without answering), hang (answer
     nothing until healed), refuse (stop listening: connection refused)
 
+Like Cloudinary's plans, it can cap the size of a file: ``max_file_size`` (bytes; None,
+the default, for no cap) makes a larger upload a 400 "File size too large".
+
 Run on its own: ``python -m tests.cloudinary_server --port 0`` prints
 ``READY http://127.0.0.1:PORT`` once it listens.
 """
@@ -185,6 +188,7 @@ class CloudinaryTestServer:
             self._partial_uploads = {}
             self.requests = {action: 0 for action in ACTIONS}
             self.faults_served = 0
+            self.max_file_size = None
         self._healed.set()
         for child in ("files", "partial"):
             shutil.rmtree(self.storage_dir / child, ignore_errors=True)
@@ -291,6 +295,11 @@ class CloudinaryTestServer:
         if file_part is None:
             return 400, _error("Missing required parameter - file")
         filename, data = file_part
+        content_range = headers.get("Content-Range")
+        declared_total = (content_range or "").rpartition("/")[2]
+        size = int(declared_total) if declared_total.isdigit() else len(data)
+        if self.max_file_size is not None and size > self.max_file_size:
+            return 400, _error(f"File size too large. Got {size}. Maximum is {self.max_file_size}.")
         public_id = fields.get("public_id") or uuid.uuid4().hex[:20]
         if fields.get("folder"):
             public_id = f"{fields['folder'].strip('/')}/{public_id}"
@@ -298,7 +307,6 @@ class CloudinaryTestServer:
         file_format = None if resource_type == "raw" else (fields.get("format") or extension or None)
         overwrite = fields.get("overwrite", "1") not in ("0", "false")
 
-        content_range = headers.get("Content-Range")
         if content_range:
             return self._upload_chunk(
                 resource_type, public_id, file_format, filename, data, content_range,

@@ -40,11 +40,17 @@ def database_vendor(db):
 @pytest.fixture(autouse=True)
 def provider_health():
     """Each test starts with every circuit breaker closed."""
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()
+    from storage_backends.breaker import forget_process_state
+
+    for alias in ("default", "provider_health"):
+        caches[alias].clear()
+    forget_process_state()
     yield
-    cache.clear()
+    for alias in ("default", "provider_health"):
+        caches[alias].clear()
+    forget_process_state()
 
 
 @pytest.fixture

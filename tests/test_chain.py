@@ -193,3 +193,19 @@ def test_the_last_provider_failing_does_not_promise_another(settings, s3_refuses
     warning = next(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
     assert warning.startswith("Storage provider s3 failed to store videos/clip_")
     assert "trying the next one" not in warning
+
+
+def test_a_cache_failing_while_a_failure_is_counted_does_not_stop_the_chain(settings, s3_refuses, media_root, caplog):
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    recount_failing = {"BACKEND": "tests.caches.RecountFailingCache"}
+    settings.CACHES = {"default": recount_failing, "provider_health": recount_failing}
+
+    with caplog.at_level(logging.WARNING, logger="storage_backends"):
+        name = FallbackStorage().save("videos/clip.mp4", ContentFile(b"kept"))
+
+    assert name.startswith("local:")
+    assert (media_root / name.removeprefix("local:")).read_bytes() == b"kept"
+    assert len(s3_refuses) > 0
+    assert "Provider health cache unreachable (ConnectionError); this process keeps its own record for 5 s" in [
+        record.getMessage() for record in caplog.records
+    ]

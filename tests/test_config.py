@@ -163,6 +163,24 @@ def test_short_cache_schemes(alias, backend):
     assert load(CACHE_URL=alias).cache["BACKEND"] == f"django.core.cache.backends.{backend}"
 
 
+def test_the_breakers_cache_is_the_same_redis_with_short_timeouts():
+    config = load(CACHE_URL="redis://:pw@cache.internal:6379/2")
+
+    assert config.provider_health_cache == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": config.cache["LOCATION"],
+        "OPTIONS": {"socket_connect_timeout": 0.1, "socket_timeout": 0.1},
+    }
+    assert config.cache["OPTIONS"] == {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+
+
+@pytest.mark.parametrize("url", ["locmem://", "dummy://"])
+def test_the_breakers_cache_is_the_default_cache_without_redis(url):
+    config = load(CACHE_URL=url)
+
+    assert config.provider_health_cache == config.cache
+
+
 @pytest.mark.parametrize(
     "value, message",
     [

@@ -5,15 +5,19 @@ through ``Video`` so the recorded provider is checked along with where the bytes
 """
 
 import hashlib
+import io
 import logging
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from django.core.files.base import ContentFile
 
 from storage_backends import providers
+from storage_backends.breaker import Admission, CircuitBreaker
 from storage_backends.chain import FallbackStorage
 from storage_backends.errors import StorageUnavailable
 from tests.cloudinary_server import FAULTS
@@ -236,3 +240,154 @@ def test_cloudinary_files_are_read_from_cloudinary(chain_settings, cloudinary_se
     assert chain.url(name).startswith(cloudinary_server.url)
     chain.delete(name)
     assert not chain.exists(name)
+
+
+@pytest.fixture
+def cloudinary_then_local(settings, cloudinary_server):
+    settings.STORAGE_PROVIDERS = ["cloudinary", "local"]
+    settings.STORAGE_BREAKER_FAILURES = 2
+    settings.STORAGE_BREAKER_COOLDOWN = 1
+    return settings
+
+
+def trip_cloudinary(cloudinary_server):
+    """Two failed uploads open Cloudinary's breaker; returns the upload requests it saw."""
+    cloudinary_server.fail("http_500", actions=["upload"])
+    for _ in range(2):
+        FallbackStorage().save("videos/clip.mp4", ContentFile(b"tripping"))
+    cloudinary_server.heal()
+    assert CircuitBreaker("cloudinary").is_open()
+    return cloudinary_server.requests["upload"]
+
+
+def save_at_once(count):
+    """``count`` saves through the chain in as many threads, started together: (name, seconds) each."""
+    barrier = threading.Barrier(count)
+
+    def save(number):
+        barrier.wait()
+        started = time.monotonic()
+        name = FallbackStorage().save(f"videos/clip{number}.mp4", ContentFile(f"upload {number}".encode()))
+        return name, time.monotonic() - started
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(save, range(count)))
+
+
+def test_after_the_cooldown_one_trial_meets_a_still_dead_cloudinary_and_the_rest_skip_it(
+    cloudinary_then_local, cloudinary_server, caplog
+):
+    requests_before = trip_cloudinary(cloudinary_server)
+    cloudinary_server.fail("hang", actions=["upload"])
+    time.sleep(1.1)
+
+    with caplog.at_level(logging.INFO, logger="storage_backends"):
+        results = save_at_once(10)
+
+    assert cloudinary_server.requests["upload"] - requests_before == 1
+    assert all(name.startswith("local:") for name, _ in results)
+    durations = sorted(seconds for _, seconds in results)
+    timeout = cloudinary_then_local.STORAGE_TIMEOUT
+    assert durations[-1] >= timeout  # the trial waited for its answer
+    assert durations[-2] < timeout / 2  # nobody else did
+    assert CircuitBreaker("cloudinary").is_open()  # the trial's failure opened it again
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages.count("Trying cloudinary again after its cool-down: one upload at a time until it answers") == 1
+    assert any(
+        "cloudinary: skipped while another upload tries it after its cool-down (circuit half-open)" in message
+        for message in messages
+    )
+
+
+def test_the_trials_success_closes_the_breaker_for_every_upload(cloudinary_then_local, cloudinary_server, caplog):
+    requests_before = trip_cloudinary(cloudinary_server)
+    time.sleep(1.1)
+
+    with caplog.at_level(logging.INFO, logger="storage_backends"):
+        trial = FallbackStorage().save("videos/trial.mp4", ContentFile(b"trial"))
+    results = save_at_once(5)
+
+    assert trial.startswith("cloudinary:")
+    assert all(name.startswith("cloudinary:") for name, _ in results)
+    assert cloudinary_server.requests["upload"] - requests_before == 6
+    assert "Storage provider cloudinary took its trial upload: circuit closed" in [
+        record.getMessage() for record in caplog.records
+    ]
+
+
+def test_files_cloudinary_refuses_move_on_without_tripping_its_breaker(cloudinary_then_local, cloudinary_server, caplog):
+    cloudinary_server.max_file_size = 100
+
+    with caplog.at_level(logging.WARNING, logger="storage_backends"):
+        names = [FallbackStorage().save("videos/big.mp4", ContentFile(b"b" * 200)) for _ in range(3)]
+
+    assert all(name.startswith("local:") for name in names)
+    assert cloudinary_server.requests["upload"] == 3  # never skipped
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
+    warning = caplog.records[0].getMessage()
+    assert warning.startswith("Storage provider cloudinary failed to store videos/big_")
+    assert warning.endswith(
+        ", trying the next one: BadRequest: File size too large. Got 200. Maximum is 100."
+        " (about the file: not counted against the provider)"
+    )
+    assert FallbackStorage().save("videos/small.mp4", ContentFile(b"s" * 50)).startswith("cloudinary:")
+
+
+@pytest.mark.parametrize("fault", ["http_500", "hang"])
+def test_faults_of_cloudinary_itself_still_trip_its_breaker(fault, cloudinary_then_local, cloudinary_server):
+    cloudinary_server.fail(fault, actions=["upload"])
+
+    names = [FallbackStorage().save("videos/clip.mp4", ContentFile(b"c" * 50)) for _ in range(3)]
+
+    assert all(name.startswith("local:") for name in names)
+    assert cloudinary_server.requests["upload"] == 2
+    assert CircuitBreaker("cloudinary").is_open()
+
+
+def test_a_taken_name_moves_on_without_tripping_the_breaker(cloudinary_then_local, cloudinary_server, monkeypatch, caplog):
+    from storage_backends import chain, cloudinary
+
+    # Every fresh name the storages make comes out as the one already taken on Cloudinary.
+    monkeypatch.setattr(chain, "unique_name", lambda name, max_length=None: name)
+    monkeypatch.setattr(cloudinary, "unique_name", lambda name, max_length=None: name)
+    cloudinary_server.put("stremora/videos/taken", b"someone else's", resource_type="video", file_format="mp4")
+
+    with caplog.at_level(logging.WARNING, logger="storage_backends"):
+        names = [FallbackStorage().save("videos/taken.mp4", ContentFile(b"mine")) for _ in range(3)]
+
+    assert all(name.startswith("local:") for name in names)
+    assert cloudinary_server.content("stremora/videos/taken") == b"someone else's"
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
+    assert "FileExistsError: Cloudinary already holds a resource for videos/taken.mp4 (about the file" in (
+        caplog.records[0].getMessage()
+    )
+
+
+class Unrewindable(ContentFile):
+    def seek(self, *args):
+        raise io.UnsupportedOperation("seek")
+
+
+def test_content_that_cannot_be_rewound_trips_no_breaker(cloudinary_then_local, cloudinary_server):
+    cloudinary_then_local.STORAGE_BREAKER_FAILURES = 1
+
+    with pytest.raises(StorageUnavailable) as excinfo:
+        FallbackStorage().save("videos/clip.mp4", Unrewindable(b"stream"))
+
+    assert [failure.provider for failure in excinfo.value.failures] == ["cloudinary", "local"]
+    assert cloudinary_server.requests["upload"] == 0
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
+    assert CircuitBreaker("local").admit() is Admission.CLOSED
+
+
+def test_a_trial_refused_for_its_file_hands_the_trial_to_the_next_upload(cloudinary_then_local, cloudinary_server):
+    trip_cloudinary(cloudinary_server)
+    cloudinary_server.max_file_size = 100
+    time.sleep(1.1)
+
+    refused = FallbackStorage().save("videos/big.mp4", ContentFile(b"b" * 200))
+    taken = FallbackStorage().save("videos/small.mp4", ContentFile(b"s" * 50))
+
+    assert refused.startswith("local:")
+    assert taken.startswith("cloudinary:")
+    assert CircuitBreaker("cloudinary").admit() is Admission.CLOSED
