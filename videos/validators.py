@@ -1,6 +1,7 @@
 """What an uploaded video must be: judged by its content, not only by its name."""
 
 import posixpath
+import re
 import unicodedata
 
 import filetype
@@ -22,11 +23,21 @@ def sniff(uploaded_file):
     return filetype.guess(head)
 
 
+def _split_name(name):
+    """``(root, extension)`` of the last part of ``name``, compatibility-normalised and
+    without control or format characters (a right-to-left override, say); the extension
+    lower-case, without its dot, ``""`` when there is none."""
+    name = posixpath.basename((name or "").replace("\\", "/"))
+    name = "".join(character for character in unicodedata.normalize("NFKC", name) if character.isprintable())
+    root, extension = posixpath.splitext(name)
+    return root, extension.lstrip(".").lower()
+
+
 def validate_video_file(uploaded_file):
     """Raise ValidationError unless the file is a non-empty video with a video's name."""
     if not uploaded_file.size:
         raise ValidationError("The submitted file is empty.", code="empty")
-    extension = posixpath.splitext(uploaded_file.name or "")[1].lstrip(".").lower()
+    extension = _split_name(uploaded_file.name)[1]
     if extension not in VIDEO_EXTENSIONS:
         raise ValidationError(
             "Files of type %(extension)s are not accepted; upload one of: %(allowed)s.",
@@ -43,12 +54,16 @@ def validate_video_file(uploaded_file):
 
 
 def clean_file_name(name, default="video"):
-    """A short ASCII name without paths or control characters, keeping the extension."""
-    name = posixpath.basename((name or "").replace("\\", "/"))
-    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    name = "".join(character for character in name if character.isprintable())
-    root, extension = posixpath.splitext(name)
-    extension = extension.lower()[:10]
-    root = get_valid_filename(root.strip(" .")) if root.strip(" .") else ""
+    """A short ASCII name without paths or control characters, keeping the extension.
+
+    The extension is split off before the name is reduced to ASCII, so a name in any
+    script keeps it: ``視頻.mp4`` becomes ``video.mp4`` (``default`` stands in for a
+    name with no ASCII left).
+    """
+    root, extension = _split_name(name)
+    extension = re.sub(r"[^a-z0-9]", "", extension)[:10]
+    extension = f".{extension}" if extension else ""
+    root = unicodedata.normalize("NFKD", root).encode("ascii", "ignore").decode().strip(" .")
+    root = get_valid_filename(root) if root else ""
     root = root.strip("._-")[: MAX_NAME_LENGTH - len(extension)] or default
     return f"{root}{extension}"
