@@ -4,6 +4,7 @@ A file that reaches a bound is still stored, without a duration or a poster, and
 log says which bound stopped the tool. The tools here are the real ones.
 """
 
+import io
 import logging
 import os
 import resource
@@ -95,6 +96,19 @@ def test_frames_larger_than_the_limit_are_not_decoded(huge_frames, caplog):
         ("WARNING", "Stopped inspecting huge.mkv: the video's frames are larger than the 33.2 megapixels decoded; "
                     "it is stored without a poster"),
     ]
+
+
+def test_a_poster_is_no_larger_than_a_thumbnail_may_be(tmp_path):
+    video = tmp_path / "wide.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=2:size=3000x1000:rate=2", "-c:v", "mjpeg",
+         str(video)],
+        check=True, timeout=120,
+    )
+
+    poster = probe.inspect(OnDisk(video)).poster_jpeg
+
+    assert Image.open(io.BytesIO(poster)).size == (1920, 640)
 
 
 def test_a_decoder_that_needs_more_memory_than_allowed_is_stopped(huge_frames, clip, monkeypatch, caplog):

@@ -20,6 +20,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from videos.validators import THUMBNAIL_MAX_SIDE
+
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 20  # seconds of wall-clock time for ffprobe and ffmpeg together
@@ -29,7 +31,6 @@ PROBE_MAX_PIXELS = 7680 * 4320  # the largest frame decoded: 8K UHD
 PROBE_MESSAGE_BYTES = 1024 * 1024  # of error messages, each
 PROBE_BYTES = 5_000_000  # read to find the streams (-probesize)
 PROBE_ANALYZE_MICROSECONDS = 5_000_000  # of the file analysed to find them (-analyzeduration)
-POSTER_MAX_SIDE = 1920
 
 # What ffmpeg says when an allocation fails under the address-space limit.
 OUT_OF_MEMORY_MESSAGES = ("Cannot allocate memory", "get_buffer() failed", "Out of memory", "std::bad_alloc")
@@ -119,7 +120,9 @@ def _duration(path, deadline):
 
 def _poster(path, duration, deadline):
     offset = min(1.0, duration / 2) if duration else 0
-    scale = f"scale=w='min(iw,{POSTER_MAX_SIDE})':h='min(ih,{POSTER_MAX_SIDE})':force_original_aspect_ratio=decrease"
+    # A poster is stored as the thumbnail: bounded as an uploaded one is.
+    side = THUMBNAIL_MAX_SIDE
+    scale = f"scale=w='min(iw,{side})':h='min(ih,{side})':force_original_aspect_ratio=decrease"
     output = _run(
         ["ffmpeg", "-v", "error", "-ss", f"{offset:.3f}", *_input_bounds(), "-i", path,
          "-map", "0:v:0", "-frames:v", "1", "-vf", scale, "-filter_threads", "1", "-threads", "1",
