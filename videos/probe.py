@@ -86,9 +86,7 @@ def inspect(uploaded_file, want_poster=True) -> MediaInfo:
     except LimitReached as exc:
         logger.warning("Stopped inspecting %s: %s; it is stored without %s", name, exc,
                        "a poster" if duration is not None else "a duration or a poster")
-    except ToolFailed as exc:
-        logger.info("Could not inspect %s: %s", name, exc)
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+    except (ToolFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
         logger.info("Could not inspect %s: %s", name, exc)
     return MediaInfo(duration, poster)
 
@@ -164,11 +162,17 @@ def _run(command, deadline):
 
 
 def _signal_reason(tool, number):
-    if number in (signal.SIGXCPU, signal.SIGKILL):
+    if number == signal.SIGXCPU:
         return f"{tool} used its {PROBE_CPU_SECONDS} s of CPU time and was stopped"
     if number == signal.SIGXFSZ:
         return f"{tool} wrote more than {PROBE_MESSAGE_BYTES} bytes of messages and was stopped"
-    return f"{tool} was killed by {signal.Signals(number).name}"
+    if number == signal.SIGKILL:
+        return f"{tool} was killed (past its {PROBE_CPU_SECONDS} s of CPU time, or by the system when memory ran out)"
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return f"{tool} was killed by {name}"
 
 
 def _limit_child():
