@@ -64,3 +64,43 @@ def test_the_admin_keeps_the_extension_of_a_non_latin_name(client, staff_user, m
     key = Video.objects.get().file.name.removeprefix("local:")
     assert key.startswith("videos/") and key.endswith(".mp4")
     assert (media_root / key).is_file()
+
+
+def test_cloudinary_stores_a_non_latin_name_as_a_video(api, settings, cloudinary_server):
+    settings.STORAGE_PROVIDERS = ["cloudinary"]
+
+    response = api.post("/api/videos/", {"title": "Clip", "file": video_upload("視頻.mp4")})
+
+    assert response.status_code == 201, response.content
+    assert [kind for kind, _ in cloudinary_server.resources()] == ["video"]  # not "raw", which does not play
+
+
+def test_s3_stores_a_non_latin_name_with_a_video_content_type(api, settings, s3_inprocess):
+    settings.STORAGE_PROVIDERS = ["s3"]
+
+    response = api.post("/api/videos/", {"title": "Clip", "file": video_upload("Видео.mp4")})
+
+    assert response.status_code == 201, response.content
+    key = Video.objects.get().file.name.removeprefix("s3:")
+    assert s3_inprocess.head_object(Bucket="stremora-test", Key=f"stremora/{key}")["ContentType"] == "video/mp4"
+
+
+def test_s3_keeps_the_content_type_of_the_content_not_the_one_the_client_declared(
+    api, client, staff_user, settings, s3_inprocess
+):
+    settings.STORAGE_PROVIDERS = ["s3"]
+    declared_html = video_upload("clip.mov")
+    declared_html.content_type = "text/html"
+    client.force_login(staff_user)
+    declared_svg = video_upload("clip.mp4")
+    declared_svg.content_type = "image/svg+xml"
+
+    assert api.post("/api/videos/", {"title": "API", "file": declared_html}).status_code == 201
+    assert client.post(
+        reverse("admin:videos_video_add"),
+        {"title": "Admin", "description": "", "owner": staff_user.pk, "file": declared_svg},
+    ).status_code == 302
+
+    for video in Video.objects.all():
+        stored = s3_inprocess.head_object(Bucket="stremora-test", Key="stremora/" + video.file.name.removeprefix("s3:"))
+        assert (video.title, stored["ContentType"]) == (video.title, "video/mp4")  # what the first bytes are

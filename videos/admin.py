@@ -14,7 +14,7 @@ from storage_backends.names import PROVIDER_NAMES
 from videos import services
 from videos.housekeeping import missing_files
 from videos.models import PendingDeletion, Video
-from videos.validators import THUMBNAIL_FORMATS, clean_file_name, clean_thumbnail, validate_video_file
+from videos.validators import THUMBNAIL_FORMATS, clean_thumbnail, clean_video_file
 
 BADGE_COLOURS = {"cloudinary": "#3448c5", "s3": "#c7511f", "local": "#5a6268"}
 
@@ -42,8 +42,7 @@ class VideoAdminForm(forms.ModelForm):
     def clean_file(self):
         uploaded = self.cleaned_data.get("file")
         if uploaded and "file" in self.changed_data:
-            self.sniffed_type = validate_video_file(uploaded)
-            uploaded.name = clean_file_name(uploaded.name)
+            self.sniffed_type = clean_video_file(uploaded)
         return uploaded
 
     def clean_thumbnail(self):

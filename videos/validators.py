@@ -65,6 +65,18 @@ def validate_video_file(uploaded_file):
     return kind.mime
 
 
+def clean_video_file(uploaded_file):
+    """Check an uploaded video and ready it to be stored; returns its type by content.
+
+    The file gets a clean name and, as its content type, the one its content shows:
+    providers that keep a content type (S3) must never keep the one the client declared.
+    """
+    content_type = validate_video_file(uploaded_file)
+    uploaded_file.name = clean_file_name(uploaded_file.name)
+    uploaded_file.content_type = content_type
+    return content_type
+
+
 def clean_file_name(name, default="video"):
     """A short ASCII name without paths or control characters, keeping the extension.
 

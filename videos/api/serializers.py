@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from videos import services
 from videos.models import Video
-from videos.validators import clean_file_name, clean_thumbnail, validate_video_file
+from videos.validators import clean_thumbnail, clean_video_file
 
 
 class VideoSerializer(serializers.ModelSerializer):
@@ -38,10 +38,9 @@ class VideoSerializer(serializers.ModelSerializer):
 
     def validate_file(self, uploaded_file):
         try:
-            self._sniffed_type = validate_video_file(uploaded_file)
+            self._sniffed_type = clean_video_file(uploaded_file)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from None
-        uploaded_file.name = clean_file_name(uploaded_file.name)
         return uploaded_file
 
     def validate_thumbnail(self, image):
