@@ -19,6 +19,7 @@ NAMES_IN_MANY_SCRIPTS = [
     ("Отпуск 2024 holiday.mp4", "2024_holiday.mp4"),
     ("clip.ｍｐ４", "clip.mp4"),  # full-width letters in the extension
     ("../../etc/視頻.mp4", "video.mp4"),
+    ("etc／視頻.mp4", "video.mp4"),  # a full-width solidus is a slash once normalised
 ]
 
 

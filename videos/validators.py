@@ -39,9 +39,8 @@ def _split_name(name):
     """``(root, extension)`` of the last part of ``name``, compatibility-normalised and
     without control or format characters (a right-to-left override, say); the extension
     lower-case, without its dot, ``""`` when there is none."""
-    name = posixpath.basename((name or "").replace("\\", "/"))
-    name = "".join(character for character in unicodedata.normalize("NFKC", name) if character.isprintable())
-    root, extension = posixpath.splitext(name)
+    name = "".join(character for character in unicodedata.normalize("NFKC", name or "") if character.isprintable())
+    root, extension = posixpath.splitext(posixpath.basename(name.replace("\\", "/")))
     return root, extension.lstrip(".").lower()
 
 
