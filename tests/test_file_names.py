@@ -37,7 +37,12 @@ def api(user):
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("視頻.mp4", "video/mp4"), ("Видео.MP4", "video/mp4"), ("فيديو.mov", "video/quicktime"), ("🎬.mp4", "video/mp4")],
+    [
+        ("視頻.mp4", "video/mp4"),
+        ("Видео.MP4", "video/mp4"),
+        ("فيديو.mov", "video/quicktime"),
+        ("🎬.mp4", "video/mp4"),
+    ],
 )
 def test_a_video_with_a_non_latin_name_is_stored_and_served_as_a_video(api, settings, media_root, name, content_type):
     settings.STORAGE_PROVIDERS = ["local"]

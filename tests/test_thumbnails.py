@@ -62,7 +62,12 @@ def pdf_polyglot():
 def post(api, thumbnail, name):
     return api.post(
         "/api/videos/",
-        {"title": "Clip", "file": video_upload(), "is_published": "true", "thumbnail": SimpleUploadedFile(name, thumbnail)},
+        {
+            "title": "Clip",
+            "file": video_upload(),
+            "is_published": "true",
+            "thumbnail": SimpleUploadedFile(name, thumbnail),
+        },
     )
 
 
@@ -91,7 +96,8 @@ def test_a_png_pdf_polyglot_is_stored_as_a_plain_png_and_served_as_one(api, medi
 @pytest.mark.parametrize(
     ("width", "height", "message"),
     [
-        (12000, 12000, "The image has 144 megapixels (12000 × 12000 pixels); a thumbnail may have at most 40 megapixels."),
+        (12000, 12000,
+         "The image has 144 megapixels (12000 × 12000 pixels); a thumbnail may have at most 40 megapixels."),
         (7000, 6000, "The image has 42 megapixels (7000 × 6000 pixels); a thumbnail may have at most 40 megapixels."),
         (20000, 20000, "The image has over 179 megapixels; a thumbnail may have at most 40 megapixels."),
     ],
@@ -110,7 +116,10 @@ def test_a_decompression_bomb_is_refused_with_the_limit(api, media_root, width, 
 def test_a_picture_is_refused_by_its_header_before_it_is_decoded(api, media_root):
     header = struct.pack(">IIBBBBB", 12000, 12000, 1, 0, 0, 0, 0)
     header_only = (  # the header of a bomb, and pixel data cut short: decoding it would fail
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"\x78\x9c\x00") + png_chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", b"\x78\x9c\x00")
+        + png_chunk(b"IEND", b"")
     )
 
     response = post(api, header_only, "big.png")
