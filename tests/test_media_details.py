@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import real_video, uploaded, video_upload
 from videos import services
+from videos.models import Video
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +128,17 @@ def test_a_chosen_thumbnail_survives_a_new_file(settings, user, clip, django_cap
 
     video.refresh_from_db()
     assert (video.thumbnail.name, video.thumbnail_generated) == (chosen_name, False)
+
+
+def test_a_video_uploaded_to_a_temporary_file_gets_its_duration_and_a_poster(settings, user, clip):
+    settings.STORAGE_PROVIDERS = ["local"]
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # as any upload over 2.5 MB: spooled to disk, then moved by local storage
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+
+    response = client.post("/api/videos/", {"title": "Clip", "file": uploaded(clip)})
+
+    assert response.status_code == 201, response.content
+    video = Video.objects.get()
+    assert video.duration_seconds == pytest.approx(2.0, abs=0.1)
+    assert video.thumbnail_generated and video.thumbnail.name.endswith(".jpg")

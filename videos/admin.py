@@ -14,7 +14,7 @@ from storage_backends.names import PROVIDER_NAMES
 from videos import services
 from videos.housekeeping import missing_files
 from videos.models import PendingDeletion, Video
-from videos.validators import clean_file_name, validate_video_file
+from videos.validators import THUMBNAIL_FORMATS, clean_thumbnail, clean_video_file
 
 BADGE_COLOURS = {"cloudinary": "#3448c5", "s3": "#c7511f", "local": "#5a6268"}
 
@@ -30,6 +30,11 @@ class StoredFileWidget(AdminFileWidget):
 
 
 class VideoAdminForm(forms.ModelForm):
+    # A file, not an ImageField: clean_thumbnail judges the picture, as the API's does.
+    thumbnail = forms.FileField(
+        required=False, widget=StoredFileWidget(attrs={"accept": ",".join(THUMBNAIL_FORMATS)})
+    )
+
     class Meta:
         model = Video
         fields = "__all__"
@@ -37,14 +42,13 @@ class VideoAdminForm(forms.ModelForm):
     def clean_file(self):
         uploaded = self.cleaned_data.get("file")
         if uploaded and "file" in self.changed_data:
-            self.sniffed_type = validate_video_file(uploaded)
-            uploaded.name = clean_file_name(uploaded.name)
+            self.sniffed_type = clean_video_file(uploaded)
         return uploaded
 
     def clean_thumbnail(self):
         image = self.cleaned_data.get("thumbnail")
         if image and "thumbnail" in self.changed_data:
-            image.name = clean_file_name(image.name, default="thumbnail")
+            return clean_thumbnail(image)
         return image
 
 

@@ -2,18 +2,38 @@
 
 Without them (or for a file they cannot read) both come back empty: a video without a
 duration or a poster is still a video.
+
+The tools parse whatever was uploaded, so each runs bounded: in wall-clock time (the
+whole inspection), CPU time, address space, frame size and messages written. A file
+that reaches a bound is stored all the same, without what was not found, and the log
+says which bound stopped it.
 """
 
 import logging
+import os
+import resource
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from videos.validators import THUMBNAIL_MAX_SIDE
+
 logger = logging.getLogger(__name__)
 
-PROBE_TIMEOUT = 60
+PROBE_TIMEOUT = 20  # seconds of wall-clock time for ffprobe and ffmpeg together
+PROBE_CPU_SECONDS = 10  # of CPU time, each
+PROBE_MEMORY_MB = 1024  # of address space, each; Debian's ffmpeg takes about 300 to start
+PROBE_MAX_PIXELS = 7680 * 4320  # the largest frame decoded: 8K UHD
+PROBE_MESSAGE_BYTES = 1024 * 1024  # of error messages, each
+PROBE_BYTES = 5_000_000  # read to find the streams (-probesize)
+PROBE_ANALYZE_MICROSECONDS = 5_000_000  # of the file analysed to find them (-analyzeduration)
+
+# What ffmpeg says when an allocation fails under the address-space limit.
+OUT_OF_MEMORY_MESSAGES = ("Cannot allocate memory", "get_buffer() failed", "Out of memory", "std::bad_alloc")
 
 
 @dataclass(frozen=True)
@@ -22,15 +42,27 @@ class MediaInfo:
     poster_jpeg: bytes | None = None
 
 
+class LimitReached(Exception):
+    """ffprobe or ffmpeg was stopped by one of the bounds above."""
+
+
+class ToolFailed(Exception):
+    """ffprobe or ffmpeg could not read the file."""
+
+
 def tools_available():
     return bool(shutil.which("ffprobe") and shutil.which("ffmpeg"))
 
 
 @contextmanager
 def local_path(uploaded_file):
-    """A path on disk holding the upload: its temporary file, or a copy of it."""
+    """A path on disk holding the upload: its temporary file, or a copy of it.
+
+    The local provider moves a temporary upload into ``MEDIA_ROOT``; the upload's open
+    file still reads it then, so it is copied like an upload kept in memory.
+    """
     temporary_file_path = getattr(uploaded_file, "temporary_file_path", None)
-    if temporary_file_path:
+    if temporary_file_path and os.path.exists(temporary_file_path()):
         yield temporary_file_path()
         return
     with tempfile.NamedTemporaryFile(suffix=".video") as copy:
@@ -44,34 +76,116 @@ def local_path(uploaded_file):
 def inspect(uploaded_file, want_poster=True) -> MediaInfo:
     if not tools_available():
         return MediaInfo()
+    name = getattr(uploaded_file, "name", None) or "upload"
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    duration = poster = None
     try:
         with local_path(uploaded_file) as path:
-            duration = _duration(path)
-            poster = _poster(path, duration) if want_poster else None
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        logger.info("Could not inspect %s: %s", getattr(uploaded_file, "name", "upload"), exc)
-        return MediaInfo()
+            duration = _duration(path, deadline)
+            poster = _poster(path, duration, deadline) if want_poster else None
+    except LimitReached as exc:
+        logger.warning("Stopped inspecting %s: %s; it is stored without %s", name, exc,
+                       "a poster" if duration is not None else "a duration or a poster")
+    except (ToolFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
+        logger.info("Could not inspect %s: %s", name, exc)
     return MediaInfo(duration, poster)
 
 
-def _duration(path):
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "default=noprint_wrappers=1:nokey=1", path],
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT,
-    )
-    value = result.stdout.strip()
-    if result.returncode != 0 or not value or value == "N/A":
+def _input_bounds():
+    """Options in front of ``-i``: how much is read and decoded, by one thread."""
+    return [
+        "-probesize", str(PROBE_BYTES),
+        "-analyzeduration", str(PROBE_ANALYZE_MICROSECONDS),
+        "-threads", "1",
+        "-max_pixels", str(PROBE_MAX_PIXELS),
+    ]
+
+
+def _duration(path, deadline):
+    try:
+        output = _run(
+            ["ffprobe", "-v", "error", *_input_bounds(), "-show_entries", "format=duration",
+             "-of", "default=noprint_wrappers=1:nokey=1", path],
+            deadline,
+        )
+    except ToolFailed:
+        return None  # the poster may still be cut
+    value = output.decode().strip()
+    if not value or value == "N/A":
         return None
     return round(float(value), 3)
 
 
-def _poster(path, duration):
+def _poster(path, duration, deadline):
     offset = min(1.0, duration / 2) if duration else 0
-    result = subprocess.run(
-        ["ffmpeg", "-v", "error", "-ss", f"{offset:.3f}", "-i", path, "-frames:v", "1", "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
-        capture_output=True,
-        timeout=PROBE_TIMEOUT,
+    # A poster is stored as the thumbnail: bounded as an uploaded one is.
+    side = THUMBNAIL_MAX_SIDE
+    scale = f"scale=w='min(iw,{side})':h='min(ih,{side})':force_original_aspect_ratio=decrease"
+    output = _run(
+        ["ffmpeg", "-v", "error", "-ss", f"{offset:.3f}", *_input_bounds(), "-i", path,
+         "-map", "0:v:0", "-frames:v", "1", "-vf", scale, "-filter_threads", "1", "-threads", "1",
+         "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
+        deadline,
     )
-    return result.stdout if result.returncode == 0 and result.stdout else None
+    return output or None
+
+
+def _run(command, deadline):
+    """The standard output of ``command`` run within the bounds.
+
+    Raises LimitReached when a bound stopped it, ToolFailed when it could not read the file.
+    """
+    tool = command[0]
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise LimitReached(f"{tool} was not started: the inspection used its {PROBE_TIMEOUT} s")
+    with tempfile.TemporaryFile() as messages:
+        try:
+            result = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=messages,
+                timeout=remaining, preexec_fn=_limit_child,
+            )
+        except subprocess.TimeoutExpired:
+            raise LimitReached(f"{tool} ran past the inspection's {PROBE_TIMEOUT} s and was stopped") from None
+        messages.seek(max(0, messages.seek(0, 2) - 4096))
+        said = messages.read().decode(errors="replace")
+    if result.returncode == 0:
+        return result.stdout
+    last_line = said.strip().splitlines()[-1] if said.strip() else "no message"
+    if result.returncode < 0:
+        raise LimitReached(_signal_reason(tool, -result.returncode))
+    if "exceeds specified max pixel count" in said:
+        raise LimitReached(f"the video's frames are larger than the {PROBE_MAX_PIXELS / 1e6:.1f} megapixels decoded")
+    if any(message in said for message in OUT_OF_MEMORY_MESSAGES):
+        raise LimitReached(f"{tool} ran out of its {PROBE_MEMORY_MB} MB of memory ({last_line})")
+    raise ToolFailed(f"{tool} exited with status {result.returncode}: {last_line}")
+
+
+def _signal_reason(tool, number):
+    if number == signal.SIGXCPU:
+        return f"{tool} used its {PROBE_CPU_SECONDS} s of CPU time and was stopped"
+    if number == signal.SIGXFSZ:
+        return f"{tool} wrote more than {PROBE_MESSAGE_BYTES} bytes of messages and was stopped"
+    if number == signal.SIGKILL:
+        return f"{tool} was killed (past its {PROBE_CPU_SECONDS} s of CPU time, or by the system when memory ran out)"
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return f"{tool} was killed by {name}"
+
+
+def _limit_child():
+    """Runs in the child between fork and exec: only system calls, no locks taken."""
+    _lower(resource.RLIMIT_CPU, PROBE_CPU_SECONDS, PROBE_CPU_SECONDS + 1)  # SIGXCPU, then SIGKILL
+    _lower(resource.RLIMIT_AS, PROBE_MEMORY_MB * 1024 * 1024)
+    _lower(resource.RLIMIT_FSIZE, PROBE_MESSAGE_BYTES)  # stderr is a file; stdout a pipe
+    _lower(resource.RLIMIT_CORE, 0)  # a crash on a hostile file leaves no core dump
+
+
+def _lower(kind, soft, hard=None):
+    current_hard = resource.getrlimit(kind)[1]
+    hard = soft if hard is None else hard
+    if current_hard != resource.RLIM_INFINITY:
+        soft, hard = min(soft, current_hard), min(hard, current_hard)
+    resource.setrlimit(kind, (soft, hard))
