@@ -11,6 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -195,7 +197,8 @@ def test_a_file_name_with_a_null_byte_is_a_400(client):
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["plain", "signed"])
-def test_a_file_name_too_long_for_the_disk_is_a_404(client, signed):
+def test_a_file_name_too_long_for_the_disk_is_a_404(client, media_root, signed):
+    media_root.mkdir(parents=True)  # else the missing folder answers first
     name = "a" * 300 + ".mp4"
     url = providers.get_storage("local").signed_url(name) if signed else f"/media/{name}"
 
@@ -229,3 +232,18 @@ def test_gunicorn_answers_a_null_byte_or_an_overlong_name_with_a_4xx(user, media
         assert status_of("/media/" + "a" * 300) == 404
         assert status_of("/media/..%2F..%2Fetc%2Fpasswd") == 404
         assert "Internal Server Error" not in site.log()
+
+
+def test_a_plain_request_costs_one_indexed_query(client, user, database_vendor):
+    video = make_video(user, is_published=True)
+    for field_file in (video.file, video.thumbnail):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(plain_url(field_file)).status_code == 200
+        assert len(queries) == 1
+
+    if database_vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of rows: make the planner show its indexes
+            cursor.execute("EXPLAIN " + queries[0]["sql"])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "video_file" in plan and "video_thumbnail" in plan and "Seq Scan" not in plan, plan
