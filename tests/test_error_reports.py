@@ -38,6 +38,7 @@ SECRETS = [
     "mapping-secret-4711",
     "pin-4711",
 ]
+AUTHORIZATION = "Token token-4711"
 # Held by local variables of the failing view (not written out there: the page shows its source).
 FRAME_URL = "redis://:frame-pw-4711@frame.internal:6379/1"
 FRAME_OPTIONS = {"url": "postgres://u:nested-pw-4711@db.internal/x", "note": "kept"}
@@ -70,7 +71,7 @@ def failing_request(accept):
         "/videos/1/",
         {"title": "Harbour", "password": "login-pw-4711", "pin": "pin-4711"},
         HTTP_ACCEPT=accept,
-        HTTP_AUTHORIZATION="Token token-4711",
+        HTTP_AUTHORIZATION=AUTHORIZATION,
         HTTP_COOKIE="sessionid=session-4711; csrftoken=abc",
         **ENVIRONMENT,
     )
@@ -133,3 +134,25 @@ def test_urls_lose_their_credentials(value, shown):
     from stremora.error_reports import CredentialMaskingFilter
 
     assert CredentialMaskingFilter().cleanse_setting("SOME_URL_SETTING", value) == shown
+
+
+@pytest.mark.django_db
+def test_a_failing_page_served_with_debug_on_shows_no_credential(operator_settings, client, monkeypatch, user):
+    from tests.factories import video_upload
+    from videos import services
+    from videos.models import Video
+
+    operator_settings.STORAGE_PROVIDERS = ["local"]
+    Video.objects.create(title="Harbour", owner=user, file=video_upload(), is_published=True)
+
+    def fails(video):
+        raise RuntimeError("poster failed")
+
+    monkeypatch.setattr(services, "poster_url", fails)
+    client.raise_request_exception = False
+
+    response = client.get("/", HTTP_AUTHORIZATION=AUTHORIZATION, **ENVIRONMENT)
+
+    page = response.content.decode()
+    assert response.status_code == 500 and "poster failed" in page and "cache.internal" in page
+    assert [secret for secret in SECRETS if secret in page] == []
