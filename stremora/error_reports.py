@@ -39,12 +39,19 @@ class CredentialMaskingFilter(SafeExceptionReporterFilter):
         return parameters
 
     def cleanse_setting(self, key, value):
-        if isinstance(value, Mapping) and not isinstance(value, dict):
-            value = dict(value)  # os.environ and its like: entry by entry, as Django does dicts
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            # settings.CONFIG: field by field, so that names such as api_key are blanked too.
-            value = {field.name: getattr(value, field.name) for field in dataclasses.fields(value) if field.repr}
-        return self.mask_urls(super().cleanse_setting(key, value))
+        return self.mask_urls(super().cleanse_setting(key, self.as_dict(value)))
+
+    def as_dict(self, value):
+        """Mappings other than dicts (``os.environ``) and dataclasses (``settings.CONFIG``)
+        as dicts, so that their entries are blanked by name as a dict's are."""
+        try:
+            if isinstance(value, Mapping) and not isinstance(value, dict):
+                return dict(value)
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                return {field.name: getattr(value, field.name) for field in dataclasses.fields(value) if field.repr}
+        except Exception:
+            return "(not shown: could not be read safely)"  # never show what could not be checked
+        return value
 
     def get_traceback_frame_variables(self, request, tb_frame):
         # Local variables get what settings get, their dicts' entries blanked by name too.

@@ -125,7 +125,10 @@ def test_the_filter_is_the_configured_one(operator_settings, rf):
         ("redis://:pw@h:6379/0", "redis://********************@h:6379/0"),
         ("postgres://u:p@ss/w@h/db", "postgres://********************@h/db"),
         ("https://token@example.com/x", "https://********************@example.com/x"),
-        ("one redis://:a@h1 two amqp://u:b@h2", "one redis://********************@h1 two amqp://********************@h2"),
+        (
+            "one redis://:a@h1 two amqp://u:b@h2",
+            "one redis://********************@h1 two amqp://********************@h2",
+        ),
         ("https://example.com/path", "https://example.com/path"),
         ("user@example.com", "user@example.com"),
     ],

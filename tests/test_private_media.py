@@ -244,8 +244,13 @@ def test_a_plain_request_costs_one_indexed_query(client, user, database_vendor):
     if database_vendor == "postgresql":
         # Enough published videos that a scan of them would show in the plan.
         Video.objects.bulk_create(
-            Video(title="Bulk", owner=user, file=f"local:videos/bulk/{n}.mp4", thumbnail=f"local:thumbnails/bulk/{n}.png",
-                  is_published=True)
+            Video(
+                title="Bulk",
+                owner=user,
+                file=f"local:videos/bulk/{n}.mp4",
+                thumbnail=f"local:thumbnails/bulk/{n}.png",
+                is_published=True,
+            )
             for n in range(3000)
         )
         with connection.cursor() as cursor:
