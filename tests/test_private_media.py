@@ -258,3 +258,13 @@ def test_a_plain_request_costs_one_indexed_query(client, user, database_vendor):
             cursor.execute("EXPLAIN " + queries[0]["sql"])
             plan = "\n".join(row[0] for row in cursor.fetchall())
         assert "video_file" in plan and "video_thumbnail" in plan and "Seq Scan" not in plan, plan
+
+
+def test_an_unpublished_video_on_s3_keeps_its_presigned_url(settings, user, s3_inprocess):
+    settings.STORAGE_PROVIDERS = ["s3"]
+    video = Video.objects.create(title="Clip", owner=user, file=video_upload())
+
+    url = services.file_url(video.file)
+
+    assert video.storage_provider == "s3"
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=600" in url
