@@ -166,6 +166,13 @@ class FallbackStorage(Storage):
         storage, key = self._route(name)
         return storage.url(key)
 
+    def signed_url(self, name, expire=None):
+        """A URL of ``name`` that expires after ``expire`` seconds where its provider signs
+        URLs (local disk); else its ``url()``, already presigned on S3."""
+        storage, key = self._route(name)
+        signed_url = getattr(storage, "signed_url", None)
+        return signed_url(key, expire) if signed_url else storage.url(key)
+
     def md5(self, name):
         """The MD5 hex digest of a stored file where its provider keeps one, else None."""
         storage, key = self._route(name)

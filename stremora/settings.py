@@ -137,6 +137,9 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
+# Error pages (DEBUG) and error e-mails blank credentials, those inside URLs too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "stremora.error_reports.CredentialMaskingFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -120,7 +120,7 @@ def test_changelist_shows_the_provider_as_a_badge(admin_client, videos):
 
 
 def test_change_page_plays_the_video(admin_client, staff_user, media_root):
-    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload(), is_published=True)
 
     page = admin_client.get(reverse("admin:videos_video_change", args=[video.pk])).content.decode()
 

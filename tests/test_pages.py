@@ -75,5 +75,5 @@ def test_local_files_are_served_whole_and_by_range(client, user):
 
 
 @pytest.mark.parametrize("path", ["../settings.py", "..%2F..%2Fetc%2Fpasswd", "videos/missing.mp4", "videos/"])
-def test_media_outside_or_missing_is_a_404(client, path):
+def test_media_outside_or_missing_is_a_404(client, db, path):
     assert client.get(f"/media/{path}").status_code == 404

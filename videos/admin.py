@@ -20,13 +20,35 @@ BADGE_COLOURS = {"cloudinary": "#3448c5", "s3": "#c7511f", "local": "#5a6268"}
 
 
 class StoredFileWidget(AdminFileWidget):
-    """The admin's file widget, for a file whose provider may have lost its settings."""
+    """The admin's file widget, for a file whose provider may have lost its settings.
+
+    The current file links to the URL the rest of the site shows for it
+    (``services.stored_file_url``: signed while the video is unpublished).
+    """
 
     def is_initial(self, value):
         try:
             return super().is_initial(value)
         except ProviderNotConfigured:
             return bool(value)  # shown by name, without a link
+
+    def format_value(self, value):
+        value = super().format_value(value)
+        return LinkedStoredFile(value) if value else value
+
+
+class LinkedStoredFile:
+    """A stored file as the file widget's template reads it: its name and its ``url``."""
+
+    def __init__(self, field_file):
+        self.field_file = field_file
+
+    def __str__(self):
+        return str(self.field_file)
+
+    @property
+    def url(self):
+        return services.stored_file_url(self.field_file)
 
 
 class VideoAdminForm(forms.ModelForm):
@@ -82,7 +104,10 @@ def verify_files(modeladmin, request, queryset):
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):
     form = VideoAdminForm
-    formfield_overrides = {models.FileField: {"widget": StoredFileWidget}}
+    formfield_overrides = {
+        models.FileField: {"widget": StoredFileWidget},
+        models.ImageField: {"widget": StoredFileWidget},  # the admin's own default would win otherwise
+    }
     list_display = ("title", "owner", "provider_badge", "size", "is_published", "created_at")
     list_filter = ("storage_provider", "is_published")
     search_fields = ("title", "description")
@@ -125,7 +150,7 @@ class VideoAdmin(admin.ModelAdmin):
         if not video.pk or not video.file:
             return "-"
         try:
-            url = video.file.url
+            url = services.stored_file_url(video.file)
         except ProviderNotConfigured as exc:
             return str(exc)
         return format_html('<video controls preload="metadata" width="480" src="{}"></video>', url)

@@ -62,6 +62,9 @@ class Video(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["is_published", "-created_at"], name="video_published_recent"),
+            # /media/ looks a file up by its stored name to decide who may have it.
+            models.Index(fields=["file"], name="video_file"),
+            models.Index(fields=["thumbnail"], name="video_thumbnail"),
         ]
 
     def __str__(self):

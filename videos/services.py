@@ -124,14 +124,32 @@ def _add_media_details(video: Video, uploaded) -> list:
     return []
 
 
+def stored_file_url(field_file) -> str:
+    """The URL to show for a video's stored file (``video.file``, ``video.thumbnail``).
+
+    The files of a published video have plain URLs; those of an unpublished one URLs
+    that expire (``AWS_S3_URL_EXPIRY``), signed where the provider does not sign every
+    URL already (local disk), so a link that leaks stops working. Raises
+    ProviderNotConfigured when the file's provider lost its settings.
+    """
+    if field_file.instance.is_published:
+        return field_file.url
+    return field_file.storage.signed_url(field_file.name)
+
+
 def file_url(field_file) -> str | None:
-    """The URL of a stored file; None when there is none, or its provider lost its settings."""
+    """``stored_file_url``, or None when there is no file, or its provider lost its settings."""
     if not field_file:
         return None
     try:
-        return field_file.url
+        return stored_file_url(field_file)
     except ProviderNotConfigured:
         return None
+
+
+def is_public_file(name: str) -> bool:
+    """Whether the stored file ``name`` belongs to a published video (one indexed query)."""
+    return Video.objects.filter(Q(file=name) | Q(thumbnail=name), is_published=True).exists()
 
 
 def poster_url(video: Video) -> str | None:

@@ -1,13 +1,21 @@
 """The public pages: published videos, a watch page, and local-disk files with byte ranges."""
 
+import errno
+import time
+
+from django.core import signing
 from django.core.exceptions import SuspiciousFileOperation
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.generic import DetailView, ListView
 
 from storage_backends import providers
+from storage_backends.names import qualify
 from videos import services
-from videos.models import Video
+from videos.models import StorageProvider, Video
 from videos.ranges import ranged_file_response
+
+# A name that is no file here: missing, a folder, under a file, or longer than a name can be.
+MISSING_FILE_ERRORS = {errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}
 
 
 class VideoListView(ListView):
@@ -41,12 +49,36 @@ class VideoWatchView(DetailView):
 
 
 def local_media(request, path):
-    """A file of the local provider, with Range support so that players can seek."""
+    """A file of the local provider, with Range support so that players can seek.
+
+    A file of a published video is served to anyone; any other file only through a
+    signed URL (``services.stored_file_url``) until it expires. Other requests get a
+    404 whether or not the file exists.
+    """
+    if "\x00" in path:
+        return HttpResponseBadRequest("A file name cannot contain a null character.", content_type="text/plain")
+    storage = providers.get_storage("local")
     try:
-        full_path = providers.get_storage("local").path(path)
+        signed_until = storage.check_signature(path, request.GET.get("expires"), request.GET.get("signature"))
+    except signing.BadSignature as exc:
+        if not services.is_public_file(qualify(StorageProvider.LOCAL, path)):
+            if isinstance(exc, signing.SignatureExpired):
+                return HttpResponseForbidden(
+                    "This link has expired: reload the page for a new one.", content_type="text/plain"
+                )
+            raise Http404("No such file") from None
+        signed_until = None
+    try:
+        response = ranged_file_response(request, storage.path(path))
     except SuspiciousFileOperation:
         raise Http404("No such file") from None
-    try:
-        return ranged_file_response(request, full_path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise Http404("No such file") from None
+    except OSError as exc:
+        if exc.errno in MISSING_FILE_ERRORS:
+            raise Http404("No such file") from None
+        raise
+    if signed_until is None:
+        # Whoever caches a public file must ask again: its video may be unpublished since.
+        response["Cache-Control"] = "no-cache"
+    else:
+        response["Cache-Control"] = f"private, max-age={max(signed_until - int(time.time()), 0)}"
+    return response
