@@ -1,0 +1,113 @@
+"""What the API tells anonymous callers, and what one request may cost: no account is
+listed or confirmed, search is bounded, health says only the status, logins and
+anonymous reads are throttled by the real client address."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import video_upload
+from videos.models import Video
+
+pytestmark = pytest.mark.django_db
+
+LIST_URL = "/api/videos/"
+
+
+@pytest.fixture(autouse=True)
+def local_storage(settings):
+    settings.STORAGE_PROVIDERS = ["local"]
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def quiet_owner(django_user_model):
+    """A user with only a draft: nothing of theirs is visible to others."""
+    owner = django_user_model.objects.create_user("quiet-owner", "quiet@example.com", "pw-quiet-1")
+    Video.objects.create(title="Draft", owner=owner, file=video_upload(), is_published=False)
+    return owner
+
+
+def client_for(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+# --- accounts are not enumerable -------------------------------------------------------
+
+
+def test_the_browsable_list_names_no_account(api, user, staff_user, quiet_owner):
+    Video.objects.create(title="Public clip", owner=staff_user, file=video_upload(), is_published=True)
+
+    page = api.get(LIST_URL, HTTP_ACCEPT="text/html")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Public clip" in html  # the page did render the list
+    for name in ("viewer", "editor", "quiet-owner"):
+        assert name not in html
+    assert "<option" not in html.split('name="owner"')[-1].split("</div>")[0]
+
+
+def test_the_schema_and_docs_list_no_account(api, user, staff_user, quiet_owner):
+    for path in ("/api/schema/", "/api/docs/", "/api/schema/?format=json"):
+        body = api.get(path).content.decode()
+        for name in ("viewer", "editor", "quiet-owner"):
+            assert name not in body, path
+
+
+def test_an_unknown_owner_answers_like_an_owner_with_nothing_visible(api, user, quiet_owner):
+    Video.objects.create(title="Someone's", owner=user, file=video_upload(), is_published=True)
+    missing_id = quiet_owner.pk + 1000
+
+    unknown = api.get(LIST_URL, {"owner": missing_id})
+    hidden = api.get(LIST_URL, {"owner": quiet_owner.pk})
+
+    assert (unknown.status_code, hidden.status_code) == (200, 200)
+    assert unknown.json() == hidden.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    assert api.get(LIST_URL, {"owner": "9" * 30}).json() == unknown.json()  # past any integer column
+    assert api.get(LIST_URL, {"owner": user.pk}).json()["count"] == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5"])
+def test_a_malformed_owner_id_is_a_400_whoever_exists(api, user, value):
+    response = api.get(LIST_URL, {"owner": value})
+
+    assert response.status_code == 400
+    assert "owner" in response.json()
+
+
+# --- search is bounded ------------------------------------------------------------------
+
+
+def test_a_thousand_word_search_is_a_clear_400(api, user):
+    terms = " ".join(f"word{number}" for number in range(1000))
+
+    response = api.get(LIST_URL, {"search": terms})
+
+    assert response.status_code == 400
+    assert response.json() == {"search": ["Search for at most 10 words at a time."]}
+
+
+def test_an_overlong_search_word_is_a_clear_400(api, user):
+    response = api.get(LIST_URL, {"search": "x" * 101})
+
+    assert response.status_code == 400
+    assert response.json() == {"search": ["Each search word may be at most 100 characters long."]}
+
+
+def test_a_search_within_the_bounds_still_finds(api, user):
+    Video.objects.create(title="Harbour at dawn", owner=user, file=video_upload(), is_published=True)
+    Video.objects.create(title="Kitchen tour", owner=user, file=video_upload(), is_published=True)
+
+    words = "harbour " + " ".join(["dawn"] * 9)
+    response = api.get(LIST_URL, {"search": words})
+
+    assert response.status_code == 200
+    assert [video["title"] for video in response.json()["results"]] == ["Harbour at dawn"]
+    assert api.get(LIST_URL, {"search": "h" * 100}).status_code == 200
