@@ -169,6 +169,9 @@ REST_FRAMEWORK = {
         "videos.api.throttling.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {"anon": "120/minute", "user": "600/minute"},
+    # Proxies in front of the server: the client address that throttles count is the
+    # one the last of them saw. 0 ignores X-Forwarded-For, which a client can forge.
+    "NUM_PROXIES": CONFIG.num_proxies,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "videos.api.errors.exception_handler",
 }

@@ -111,3 +111,32 @@ def test_a_search_within_the_bounds_still_finds(api, user):
     assert response.status_code == 200
     assert [video["title"] for video in response.json()["results"]] == ["Harbour at dawn"]
     assert api.get(LIST_URL, {"search": "h" * 100}).status_code == 200
+
+
+# --- throttles count the real client address --------------------------------------------
+
+
+@pytest.fixture
+def anon_rate(monkeypatch):
+    from videos.api.throttling import AnonThrottle
+
+    monkeypatch.setattr(AnonThrottle, "THROTTLE_RATES", {"anon": "3/minute"})
+
+
+def test_a_forged_forwarded_for_does_not_reset_the_anonymous_limit(api, anon_rate):
+    statuses = [
+        api.get(LIST_URL, HTTP_X_FORWARDED_FOR=f"203.0.113.{number}").status_code for number in range(1, 5)
+    ]
+
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_behind_one_proxy_the_address_it_saw_counts(api, anon_rate, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+    def from_client(address, forged="198.51.100.7"):
+        # The client forged the first entry; the proxy appended the address it saw.
+        return api.get(LIST_URL, HTTP_X_FORWARDED_FOR=f"{forged}, {address}").status_code
+
+    assert [from_client("203.0.113.1", forged=f"10.0.0.{number}") for number in range(4)] == [200, 200, 200, 429]
+    assert from_client("203.0.113.2") == 200
