@@ -168,7 +168,13 @@ REST_FRAMEWORK = {
         "videos.api.throttling.AnonThrottle",
         "videos.api.throttling.UserThrottle",
     ],
-    "DEFAULT_THROTTLE_RATES": {"anon": "120/minute", "user": "600/minute"},
+    # login_*: POST /api/auth/token/, per client address and per username.
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": "120/minute",
+        "user": "600/minute",
+        "login_address": "10/minute",
+        "login_username": "10/minute",
+    },
     # Proxies in front of the server: the client address that throttles count is the
     # one the last of them saw. 0 ignores X-Forwarded-For, which a client can forge.
     "NUM_PROXIES": CONFIG.num_proxies,

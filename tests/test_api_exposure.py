@@ -19,6 +19,12 @@ def local_storage(settings):
     settings.STORAGE_PROVIDERS = ["local"]
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Dozens of logins here: hash with MD5 (tests only), still check the real way."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def api():
     return APIClient()
@@ -140,3 +146,79 @@ def test_behind_one_proxy_the_address_it_saw_counts(api, anon_rate, settings):
 
     assert [from_client("203.0.113.1", forged=f"10.0.0.{number}") for number in range(4)] == [200, 200, 200, 429]
     assert from_client("203.0.113.2") == 200
+
+
+# --- token requests are throttled by address and by username ------------------------------
+
+TOKEN_URL = "/api/auth/token/"
+
+
+@pytest.fixture
+def authentications(monkeypatch):
+    """Counts password checks (each one hashes the guess)."""
+    from django.contrib.auth.backends import ModelBackend
+
+    calls = []
+    authenticate = ModelBackend.authenticate
+
+    def counting(self, request, username=None, password=None, **kwargs):
+        calls.append(username)
+        return authenticate(self, request, username=username, password=password, **kwargs)
+
+    monkeypatch.setattr(ModelBackend, "authenticate", counting)
+    return calls
+
+
+def log_in(api, username, address, password="wrong"):
+    return api.post(TOKEN_URL, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_bad_logins_from_one_address_are_throttled_before_any_password_check(api, user, authentications):
+    statuses = [log_in(api, f"guess{number}", "203.0.113.10").status_code for number in range(10)]
+    refused = log_in(api, "viewer", "203.0.113.10", password="pw-viewer-1")
+
+    assert statuses == [400] * 10
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 60
+    assert len(authentications) == 10  # the refused one was never checked
+    assert log_in(api, "someone", "203.0.113.11").status_code == 400  # another address still may
+
+
+def test_requests_refused_for_their_address_do_not_count_against_the_username(api, user):
+    for number in range(10):
+        log_in(api, f"guess{number}", "203.0.113.20")
+    refused = [log_in(api, "viewer", "203.0.113.20").status_code for _ in range(10)]
+
+    assert refused == [429] * 10
+    assert log_in(api, "viewer", "203.0.113.21", password="pw-viewer-1").status_code == 200
+
+
+def test_one_username_from_many_addresses_is_throttled(api, user, authentications):
+    statuses = [log_in(api, "viewer", f"198.51.100.{number}").status_code for number in range(1, 11)]
+    refused = log_in(api, "viewer", "198.51.100.99", password="pw-viewer-1")
+
+    assert statuses == [400] * 10
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 60
+    assert log_in(api, "VIEWER", "198.51.100.98").status_code == 429  # the same name, other case
+    assert len(authentications) == 10
+    assert log_in(api, "other-name", "198.51.100.97").status_code == 400
+
+
+def test_forged_forwarded_for_does_not_reset_the_login_limit(api, user):
+    statuses = [
+        api.post(
+            TOKEN_URL, {"username": f"guess{number}", "password": "x"}, HTTP_X_FORWARDED_FOR=f"192.0.2.{number}"
+        ).status_code
+        for number in range(11)
+    ]
+
+    assert statuses == [400] * 10 + [429]
+
+
+def test_a_token_body_that_does_not_parse_is_a_400(api, user, caplog):
+    response = api.post(TOKEN_URL, "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+    assert "Rate limit cache unreachable" not in caplog.text

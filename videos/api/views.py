@@ -1,6 +1,7 @@
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +12,7 @@ from videos import services
 from videos.api.filters import VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
 from videos.api.serializers import HealthSerializer, VideoSerializer, VideoUpdateSerializer
+from videos.api.throttling import LoginAddressThrottle, LoginUsernameThrottle
 from videos.models import Video
 
 
@@ -37,6 +39,20 @@ class VideoViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, video):
         services.delete_video(video)
+
+
+class TokenView(ObtainAuthToken):
+    """A token for a username and password, throttled per client address and per username."""
+
+    # The address first: a refused address costs no body parsing and no password hash.
+    throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
+
+    def check_throttles(self, request):
+        # Unlike DRF's own, stop at the first refusal, so that a refused request neither
+        # reads the body for its username nor counts against that username.
+        for throttle in self.get_throttles():
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait())
 
 
 def provider_health():
