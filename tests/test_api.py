@@ -197,10 +197,10 @@ def test_no_provider_able_to_store_is_a_503_with_retry_after(user, settings, tmp
     assert blocked.read_text() == ""
 
 
-def test_health_reports_each_provider(api, settings):
+def test_health_reports_each_provider_to_staff(staff_user, settings):
     settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
 
-    assert api.get("/api/health/").json() == {
+    assert client_for(staff_user).get("/api/health/").json() == {
         "status": "ok",
         "providers": [
             {"name": "cloudinary", "configured": False, "available": False},

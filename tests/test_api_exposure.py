@@ -222,3 +222,41 @@ def test_a_token_body_that_does_not_parse_is_a_400(api, user, caplog):
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
     assert "Rate limit cache unreachable" not in caplog.text
+
+
+# --- health says only the status to anyone but staff -------------------------------------
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "user"])
+def test_health_says_only_the_status_to_anyone_but_staff(api, user, settings, caller):
+    settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
+    client = api if caller == "anonymous" else client_for(user)
+
+    response = client.get("/api/health/")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_health_down_is_a_503_with_only_the_status(api, settings):
+    from storage_backends.breaker import CircuitBreaker
+
+    settings.STORAGE_BREAKER_FAILURES = 1
+    CircuitBreaker("local").record_failure()
+
+    response = api.get("/api/health/")
+
+    assert (response.status_code, response.json()) == (503, {"status": "down"})
+
+
+def test_staff_signed_in_by_session_get_the_providers(staff_user, settings):
+    from django.test import Client
+
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    client = Client()
+    client.force_login(staff_user)
+
+    assert client.get("/api/health/").json()["providers"] == [
+        {"name": "s3", "configured": False, "available": False},
+        {"name": "local", "configured": True, "available": True},
+    ]

@@ -66,7 +66,9 @@ def provider_health():
 
 
 class HealthView(APIView):
-    """Whether uploads can be stored: each provider of the chain, configured and available."""
+    """Whether uploads can be stored: ``status`` for anyone; for staff also each provider
+    of the chain, configured and available (which providers a deployment uses is not
+    for anonymous eyes)."""
 
     permission_classes = [permissions.AllowAny]
     throttle_classes = []
@@ -82,4 +84,5 @@ class HealthView(APIView):
             status = "degraded"
         else:
             status = "ok"
-        return Response({"status": status, "providers": report}, status=503 if status == "down" else 200)
+        body = {"status": status, "providers": report} if request.user.is_staff else {"status": status}
+        return Response(body, status=503 if status == "down" else 200)
