@@ -296,3 +296,5 @@ def test_a_cache_outage_costs_no_request(user, media_root):
         response = client.post(LIST_URL, {"title": "During the outage", "file": video_upload()})
         assert response.status_code == 201, response.content
         assert client.get("/api/health/").status_code == 200
+        token = APIClient().post("/api/auth/token/", {"username": "viewer", "password": "pw-viewer-1"})
+        assert token.status_code == 200
