@@ -52,5 +52,7 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
+        if settings.DEBUG and response.status_code == 500:
+            return response  # Django's debug page: its frame toggles are inline script
         response.headers.setdefault("Content-Security-Policy", policy())
         return response

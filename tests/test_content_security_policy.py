@@ -84,3 +84,21 @@ def test_players_and_posters_may_come_from_the_providers(client, settings):
     assert directives(client.get("/"))["media-src"][-1] == "http://minio.internal:9000"
     settings.AWS_S3_BUCKET_NAME = None
     assert directives(client.get("/"))["media-src"] == ["'self'", "https://cdn.example.net"]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_the_debug_page_keeps_its_scripts_and_a_real_500_keeps_the_policy(client, settings, monkeypatch, debug):
+    from videos.views import VideoListView
+
+    def fail(self):
+        raise RuntimeError("the list broke")
+
+    monkeypatch.setattr(VideoListView, "get_queryset", fail)
+    settings.DEBUG = debug
+    client.raise_request_exception = False
+
+    response = client.get("/")
+
+    assert response.status_code == 500
+    assert ("Content-Security-Policy" in response) is not debug
+    assert (b"the list broke" in response.content) is debug
