@@ -176,8 +176,8 @@ REST_FRAMEWORK = {
         "login_address": "10/minute",
         "login_username": "10/minute",
     },
-    # Proxies in front of the server: the client address that throttles count is the
-    # one the last of them saw. 0 ignores X-Forwarded-For, which a client can forge.
+    # Proxies in front of the server: throttles count the client address as the
+    # outermost of them saw it. 0 ignores X-Forwarded-For, which a client can forge.
     "NUM_PROXIES": CONFIG.num_proxies,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "videos.api.errors.exception_handler",
