@@ -74,6 +74,7 @@ class Config:
     storage_breaker_cooldown: float
     max_upload_mb: int
     https_only: bool
+    num_proxies: int
 
 
 class _Reader:
@@ -276,4 +277,5 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         storage_breaker_cooldown=reader.positive_number("STORAGE_BREAKER_COOLDOWN", 60.0),
         max_upload_mb=reader.integer("MAX_UPLOAD_MB", 2048),
         https_only=reader.boolean("HTTPS_ONLY", False),
+        num_proxies=reader.integer("NUM_PROXIES", 0, minimum=0),
     )

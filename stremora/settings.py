@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "stremora.content_security_policy.ContentSecurityPolicyMiddleware",
     # Static files (after collectstatic) straight from the app server, in production too.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -165,7 +166,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "videos.api.filters.BoundedSearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "videos.api.pagination.VideoPagination",
@@ -173,7 +174,16 @@ REST_FRAMEWORK = {
         "videos.api.throttling.AnonThrottle",
         "videos.api.throttling.UserThrottle",
     ],
-    "DEFAULT_THROTTLE_RATES": {"anon": "120/minute", "user": "600/minute"},
+    # login_*: POST /api/auth/token/, per client address and per username.
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": "120/minute",
+        "user": "600/minute",
+        "login_address": "10/minute",
+        "login_username": "10/minute",
+    },
+    # Proxies in front of the server: throttles count the client address as the
+    # outermost of them saw it. 0 ignores X-Forwarded-For, which a client can forge.
+    "NUM_PROXIES": CONFIG.num_proxies,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "videos.api.errors.exception_handler",
 }

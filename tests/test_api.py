@@ -197,10 +197,10 @@ def test_no_provider_able_to_store_is_a_503_with_retry_after(user, settings, tmp
     assert blocked.read_text() == ""
 
 
-def test_health_reports_each_provider(api, settings):
+def test_health_reports_each_provider_to_staff(staff_user, settings):
     settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
 
-    assert api.get("/api/health/").json() == {
+    assert client_for(staff_user).get("/api/health/").json() == {
         "status": "ok",
         "providers": [
             {"name": "cloudinary", "configured": False, "available": False},
@@ -296,3 +296,5 @@ def test_a_cache_outage_costs_no_request(user, media_root):
         response = client.post(LIST_URL, {"title": "During the outage", "file": video_upload()})
         assert response.status_code == 201, response.content
         assert client.get("/api/health/").status_code == 200
+        token = APIClient().post("/api/auth/token/", {"username": "viewer", "password": "pw-viewer-1"})
+        assert token.status_code == 200

@@ -24,10 +24,22 @@ def browser():
     options.binary_location = shutil.which("chromium")
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations land there
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(autouse=True)
+def no_content_security_policy_violation(browser):
+    """Whatever a test does in the browser, the site's Content-Security-Policy blocks none of it."""
+    browser.get_log("browser")  # drop what earlier tests left
+    yield
+    violations = [
+        entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]
+    ]
+    assert violations == []
 
 
 class QuietRequestHandler(WSGIRequestHandler):
@@ -146,3 +158,21 @@ def test_the_api_docs_page_renders_offline(browser, site):
     WebDriverWait(browser, 20).until(lambda _: browser.find_elements(By.CSS_SELECTOR, ".opblock-tag"))
     tags = [tag.text for tag in browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")]
     assert any("videos" in tag for tag in tags)
+
+
+def test_a_player_served_by_cloudinary_loads_under_the_policy(
+    browser, site, settings, cloudinary_server, user, tmp_path
+):
+    settings.STORAGE_PROVIDERS = ["cloudinary"]
+    clip = real_video(tmp_path, "cloud.webm", seconds=2, codec_args=WEBM)
+    video = services.create_video(
+        owner=user, title="From the cloud", file=uploaded(clip, "video/webm"), is_published=True
+    )
+    assert video.storage_provider == "cloudinary"
+
+    browser.get(f"{site}/videos/{video.pk}/")
+    player = browser.find_element(By.ID, "player")
+
+    assert browser.execute_script("return arguments[0].currentSrc", player).startswith(cloudinary_server.url)
+    WebDriverWait(browser, 20).until(lambda _: browser.execute_script("return arguments[0].readyState", player) >= 1)
+    assert browser.execute_script("return arguments[0].error", player) is None

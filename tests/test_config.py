@@ -297,3 +297,16 @@ def test_https_only_is_off_unless_asked_for():
     assert load(HTTPS_ONLY="true").https_only is True
     with pytest.raises(ConfigError, match="HTTPS_ONLY must be a boolean"):
         load(HTTPS_ONLY="sometimes")
+
+
+def test_num_proxies_is_zero_unless_set():
+    assert load().num_proxies == 0
+    assert load(NUM_PROXIES="2").num_proxies == 2
+    with pytest.raises(ConfigError, match="NUM_PROXIES must be at least 0"):
+        load(NUM_PROXIES="-1")
+
+
+def test_the_api_takes_num_proxies_from_the_settings():
+    from django.conf import settings
+
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == 0

@@ -80,4 +80,4 @@ class ProviderHealthSerializer(serializers.Serializer):
 
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
-    providers = ProviderHealthSerializer(many=True)
+    providers = ProviderHealthSerializer(many=True, required=False, help_text="Staff only.")

@@ -1,6 +1,7 @@
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +12,7 @@ from videos import services
 from videos.api.filters import VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
 from videos.api.serializers import HealthSerializer, VideoSerializer, VideoUpdateSerializer
+from videos.api.throttling import LoginAddressThrottle, LoginUsernameThrottle
 from videos.models import Video
 
 
@@ -39,6 +41,20 @@ class VideoViewSet(viewsets.ModelViewSet):
         services.delete_video(video)
 
 
+class TokenView(ObtainAuthToken):
+    """A token for a username and password, throttled per client address and per username."""
+
+    # The address first: a refused address costs no body parsing and no password hash.
+    throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
+
+    def check_throttles(self, request):
+        # Unlike DRF's own, stop at the first refusal, so that a refused request neither
+        # reads the body for its username nor counts against that username.
+        for throttle in self.get_throttles():
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait())
+
+
 def provider_health():
     report = []
     for name in settings.STORAGE_PROVIDERS:
@@ -50,7 +66,9 @@ def provider_health():
 
 
 class HealthView(APIView):
-    """Whether uploads can be stored: each provider of the chain, configured and available."""
+    """Whether uploads can be stored: ``status`` for anyone; for staff also each provider
+    of the chain, configured and available (which providers a deployment uses is not
+    for anonymous eyes)."""
 
     permission_classes = [permissions.AllowAny]
     throttle_classes = []
@@ -66,4 +84,5 @@ class HealthView(APIView):
             status = "degraded"
         else:
             status = "ok"
-        return Response({"status": status, "providers": report}, status=503 if status == "down" else 200)
+        body = {"status": status, "providers": report} if request.user.is_staff else {"status": status}
+        return Response(body, status=503 if status == "down" else 200)
