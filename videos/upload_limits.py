@@ -76,6 +76,8 @@ LENGTH_REQUIRED = (
     "Send the upload with its length (curl -F or --data-binary @FILE do)."
 )
 
+# Errors met reading a body: the request is refused and nothing of it is used.
+BODY_ERRORS = (UploadTooLarge, UnreadableBody, UnreadablePostError)
 CONNECTION_LOST = "The request body could not be read (the connection was lost). Nothing was stored."
 
 
@@ -113,12 +115,14 @@ class RequestBodyMiddleware:
         if request.method == "POST" and not getattr(view_func, "csrf_exempt", False):
             try:
                 request.POST
-            except (UploadTooLarge, UnreadableBody, UnreadablePostError) as exc:
-                return body_error_response(exc)
+            except BODY_ERRORS as exc:
+                return body_error_response(request, exc)
         return None
 
     def process_exception(self, request, exception):
-        return body_error_response(exception)
+        if isinstance(exception, BODY_ERRORS):
+            return body_error_response(request, exception)
+        return None
 
 
 def content_length(request):
@@ -155,15 +159,22 @@ def csrf_refusal_from_headers(request):
     )
 
 
-def body_error_response(exc):
-    """The 4xx for an error met reading a body, or None for any other exception."""
+def body_error_response(request, exc):
+    """The 4xx for an error met reading a body; what was spooled of it is removed."""
+    discard_partial_uploads(request)
     if isinstance(exc, UploadTooLarge):
         return text_response(413, str(exc))
     if isinstance(exc, UnreadableBody):
         return text_response(exc.status, str(exc))
-    if isinstance(exc, UnreadablePostError):
-        return text_response(400, CONNECTION_LOST)
-    return None
+    return text_response(400, CONNECTION_LOST)
+
+
+def discard_partial_uploads(request):
+    """Remove the temporary file of an upload stopped midway: Django closes only finished ones."""
+    for handler in request.upload_handlers:
+        partial = getattr(handler, "file", None)
+        if partial is not None:
+            partial.close()
 
 
 def text_response(status, message):

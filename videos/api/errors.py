@@ -8,7 +8,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from storage_backends.errors import StorageUnavailable
 from videos.body_pacing import UnreadableBody
-from videos.upload_limits import CONNECTION_LOST, UploadTooLarge
+from videos.upload_limits import BODY_ERRORS, CONNECTION_LOST, UploadTooLarge, discard_partial_uploads
 
 
 class ProviderUnavailable(APIException):
@@ -38,6 +38,8 @@ class BodyNotRead(APIException):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, BODY_ERRORS):
+        discard_partial_uploads(context["request"])
     if isinstance(exc, UploadTooLarge):
         exc = FileTooLarge(str(exc))
     elif isinstance(exc, UnreadableBody):
