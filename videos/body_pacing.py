@@ -37,8 +37,8 @@ class BodyTooSlow(UnreadableBody):
 
     def __init__(self, received, elapsed):
         super().__init__(
-            f"The request body arrived too slowly ({received // 1024} KB in {elapsed:.0f} s; this server needs "
-            f"{settings.REQUEST_BODY_MIN_RATE_KB} KB/s after the first {settings.REQUEST_BODY_TIMEOUT:g} s), "
+            f"The request body arrived too slowly ({received // 1024} KB in {elapsed:.0f} s; this server allows "
+            f"{settings.REQUEST_BODY_TIMEOUT:g} s plus one second for every {settings.REQUEST_BODY_MIN_RATE_KB} KB), "
             "so it was cut off. Nothing was stored."
         )
 
