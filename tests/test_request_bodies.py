@@ -79,7 +79,6 @@ def server(settings, cloudinary_server, s3_server, media_root, tmp_path):
         AWS_S3_ENDPOINT_URL=s3_server.url,
         MEDIA_ROOT=str(media_root),
         STORAGE_TIMEOUT="5",
-        MAX_UPLOAD_MB="20",
         REQUEST_BODY_TIMEOUT=str(BODY_TIMEOUT),
         REQUEST_BODY_MIN_RATE_KB=str(MIN_RATE_KB),
     )
@@ -351,19 +350,37 @@ def admin_add_body(staff_user, size):
     return b"".join(parts) + upload_body(size)
 
 
-@pytest.mark.parametrize("who", ["staff without the CSRF header", "signed-in user not staff"])
-def test_a_large_admin_upload_is_refused_unread_unless_staff_with_the_csrf_header(server, staff_user, user, who):
-    if who == "signed-in user not staff":
-        headers = staff_headers(user)
-    else:
+CALLERS_NOT_ALLOWED = [
+    "admin: staff without the CSRF header",
+    "admin: signed-in user not staff",
+    "API: session without the CSRF header",
+    "API: a made-up token",
+    "API: another user's token replacing my video",
+]
+
+
+@pytest.mark.parametrize("who", CALLERS_NOT_ALLOWED)
+def test_a_large_upload_from_a_caller_not_allowed_is_refused_unread(server, staff_user, user, token, who):
+    path, method = "/admin/videos/video/add/", "POST"
+    if who == "admin: staff without the CSRF header":
         headers = staff_headers(staff_user, csrf_header=False)
+    elif who == "admin: signed-in user not staff":
+        headers = staff_headers(user)
+    elif who == "API: session without the CSRF header":
+        path, headers = "/api/videos/", staff_headers(user, csrf_header=False)
+    elif who == "API: a made-up token":
+        path, headers = "/api/videos/", [("Authorization", "Token " + "0" * 40)]
+    else:
+        video = Video.objects.create(title="Mine", owner=staff_user, is_published=True, file="local:videos/mine.mp4")
+        path, method, headers = f"/api/videos/{video.pk}/", "PATCH", [("Authorization", f"Token {token}")]
+    rows = Video.objects.count()
     sock = connect(server.site)
-    sock.sendall(head("POST", "/admin/videos/video/add/", [*headers, MULTIPART], length=HUGE) + file_part_head())
+    sock.sendall(head(method, path, [*headers, MULTIPART], length=HUGE) + file_part_head())
     status, answer = read_response(sock, timeout=10)
     sock.close()
 
-    assert status == 403, answer
-    assert server.temp_files() == [] and Video.objects.count() == 0
+    assert status in (401, 403), answer
+    assert server.temp_files() == [] and Video.objects.count() == rows
 
 
 def test_a_large_admin_upload_by_staff_with_the_csrf_header_is_stored(server, staff_user):

@@ -1,6 +1,6 @@
 """What request bodies the server reads, and how much of them.
 
-Only the video uploads (``UPLOAD_ROUTES``) take a large body, and only from a caller
+Only the video uploads (``upload_kind``) take a large body, and only from a caller
 already known to be allowed to send it: the API's token or session (DRF authenticates
 before it parses), a staff session for the admin, and for a session its CSRF token in
 the ``X-CSRFToken`` header, checked before the body is read. Every other address refuses
@@ -21,6 +21,7 @@ from django.http import HttpResponse, QueryDict, UnreadablePostError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.template.defaultfilters import filesizeformat
 
+from videos.api.views import VideoViewSet
 from videos.body_pacing import UnreadableBody, paced_body
 
 # Room for the multipart envelope and the other fields around the file.
@@ -61,15 +62,11 @@ class UploadSizeLimitHandler(FileUploadHandler):
 
 
 
-# (URL name, method) of every request that may carry a video; the admin's need a staff session.
-UPLOAD_ROUTES = {
-    ("video-list", "POST"),
-    ("video-detail", "PUT"),
-    ("video-detail", "PATCH"),
-    ("admin:videos_video_add", "POST"),
-    ("admin:videos_video_change", "POST"),
-}
-STAFF_ROUTES = {"admin:videos_video_add", "admin:videos_video_change"}
+# The requests that may carry a video: the API's create and replace (a DRF viewset's
+# actions; the public list page shares the URL name "video-list", so names cannot tell),
+# and the admin's video forms, which also need a staff session.
+API_UPLOAD_ACTIONS = {"create", "update", "partial_update"}
+ADMIN_UPLOAD_URLS = {"admin:videos_video_add", "admin:videos_video_change"}
 
 LENGTH_REQUIRED = (
     "A request body needs a Content-Length header: this server does not read chunked transfer encoding. "
@@ -100,16 +97,16 @@ class RequestBodyMiddleware:
     def process_view(self, request, view_func, view_args, view_kwargs):
         if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
             return text_response(411, LENGTH_REQUIRED)
-        route = (request.resolver_match.view_name, request.method)
         small_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if small_limit is not None and content_length(request) > small_limit:
-            if route not in UPLOAD_ROUTES:
+            kind = upload_kind(request, view_func)
+            if kind is None:
                 return text_response(
                     413,
                     f"This address accepts a request body of at most {filesizeformat(small_limit)}; "
                     "the body was not read.",
                 )
-            refusal = refuse_upload_before_reading(request, route[0])
+            refusal = refuse_upload_before_reading(request, kind)
             if refusal is not None:
                 return refusal
         if request.method == "POST" and not getattr(view_func, "csrf_exempt", False):
@@ -132,16 +129,26 @@ def content_length(request):
         return 0
 
 
-def refuse_upload_before_reading(request, route_name):
+def upload_kind(request, view_func):
+    """``"admin"`` or ``"api"`` when this request may carry a video, else None."""
+    if request.method == "POST" and request.resolver_match.view_name in ADMIN_UPLOAD_URLS:
+        return "admin"
+    actions = getattr(view_func, "actions", None) or {}  # a DRF viewset's method -> action
+    if getattr(view_func, "cls", None) is VideoViewSet and actions.get(request.method.lower()) in API_UPLOAD_ACTIONS:
+        return "api"
+    return None
+
+
+def refuse_upload_before_reading(request, kind):
     """A response refusing a large upload from a caller not allowed to send it, or None.
 
     Decided from the headers alone. Token callers of the API are left to DRF, which
     authenticates before it parses (an unknown token is a 401, the body unread).
     """
     user = request.user
-    if route_name in STAFF_ROUTES and not (user.is_active and user.is_staff):
+    if kind == "admin" and not (user.is_active and user.is_staff):
         return text_response(403, "Sign in as staff to upload in the admin; the body was not read.")
-    if user.is_authenticated and (route_name in STAFF_ROUTES or "HTTP_AUTHORIZATION" not in request.META):
+    if user.is_authenticated and (kind == "admin" or "HTTP_AUTHORIZATION" not in request.META):
         return csrf_refusal_from_headers(request)
     return None
 
