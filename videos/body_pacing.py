@@ -113,7 +113,8 @@ def paced_body(environ):
         return
     sock = unreader.sock
     prior_timeout = sock.gettimeout()
-    request_line = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} from {environ.get('REMOTE_ADDR')}"
+    # The path quoted: a client's %0A must not start a line of its own in the log.
+    request_line = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')!r} from {environ.get('REMOTE_ADDR')}"
     unreader.sock = PacedSocket(sock, environ.get("CONTENT_LENGTH") or "no", request_line)
     try:
         yield
