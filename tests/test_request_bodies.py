@@ -124,6 +124,21 @@ def read_response(sock, timeout):
     return int(response.split()[1]), response.partition(b"\r\n\r\n")[2]
 
 
+def read_response_head(sock, timeout):
+    """The status of the answer on ``sock``, read without waiting for the connection to close (0: none)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return int(data.split()[1]) if data.startswith(b"HTTP/") else 0
+
+
 def file_part_head(name="clip.mp4"):
     return (
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="title"\r\n\r\nSlow\r\n'
@@ -163,12 +178,12 @@ def health_seconds(site):
 
 # (path, status) of addresses an anonymous caller may not send a large body to.
 ANONYMOUS_TARGETS = [
-        ("/", 413),
-        ("/videos/1/", 413),
-        ("/admin/login/", 413),
-        ("/api/auth/token/", 413),
-        ("/api/videos/", 401),
-        ("/admin/videos/video/add/", 403),
+    ("/", 413),
+    ("/videos/1/", 413),
+    ("/admin/login/", 413),
+    ("/api/auth/token/", 413),
+    ("/api/videos/", 401),
+    ("/admin/videos/video/add/", 403),
 ]
 
 
@@ -200,21 +215,6 @@ def test_slow_anonymous_bodies_on_every_worker_leave_the_site_answering(server):
 
     assert max(latencies) < 1.0, latencies
     assert server.temp_files() == []
-
-
-def read_response_head(sock, timeout):
-    """The status of the answer on ``sock``, read without waiting for the connection to close (0: none)."""
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return int(data.split()[1]) if data.startswith(b"HTTP/") else 0
 
 
 @pytest.mark.parametrize("path", ["/", "/api/auth/token/", "/api/videos/", "/admin/videos/video/add/"])
@@ -331,10 +331,10 @@ def test_a_body_shorter_than_its_content_length_stores_nothing(server, token, cl
 # -- the admin: staff and CSRF before a large body ---------------------------------------
 
 
-def staff_headers(staff_user, csrf_header=True):
-    """A staff session's cookies (and CSRF header) for raw requests to gunicorn."""
+def session_headers(user, csrf_header=True):
+    """The cookies of a session of ``user`` (and its CSRF token in the header) for raw requests to gunicorn."""
     client = Client()
-    client.force_login(staff_user)
+    client.force_login(user)
     csrf_token = secrets.token_hex(16)  # an unmasked 32-character secret, as the csrftoken cookie holds
     cookies = f"sessionid={client.cookies['sessionid'].value}; csrftoken={csrf_token}"
     headers = [("Cookie", cookies), ("Origin", "http://127.0.0.1")]
@@ -363,11 +363,11 @@ CALLERS_NOT_ALLOWED = [
 def test_a_large_upload_from_a_caller_not_allowed_is_refused_unread(server, staff_user, user, token, who):
     path, method = "/admin/videos/video/add/", "POST"
     if who == "admin: staff without the CSRF header":
-        headers = staff_headers(staff_user, csrf_header=False)
+        headers = session_headers(staff_user, csrf_header=False)
     elif who == "admin: signed-in user not staff":
-        headers = staff_headers(user)
+        headers = session_headers(user)
     elif who == "API: session without the CSRF header":
-        path, headers = "/api/videos/", staff_headers(user, csrf_header=False)
+        path, headers = "/api/videos/", session_headers(user, csrf_header=False)
     elif who == "API: a made-up token":
         path, headers = "/api/videos/", [("Authorization", "Token " + "0" * 40)]
     else:
@@ -386,7 +386,7 @@ def test_a_large_upload_from_a_caller_not_allowed_is_refused_unread(server, staf
 def test_a_large_admin_upload_by_staff_with_the_csrf_header_is_stored(server, staff_user):
     body = admin_add_body(staff_user, 4 * 1024 * 1024)
     sock = connect(server.site)
-    sock.sendall(head("POST", "/admin/videos/video/add/", [*staff_headers(staff_user), MULTIPART], length=len(body)) + body)
+    sock.sendall(head("POST", "/admin/videos/video/add/", [*session_headers(staff_user), MULTIPART], length=len(body)) + body)
     status, answer = read_response(sock, timeout=30)
     sock.close()
 
