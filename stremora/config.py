@@ -73,6 +73,8 @@ class Config:
     storage_breaker_failures: int
     storage_breaker_cooldown: float
     max_upload_mb: int
+    request_body_timeout: float
+    request_body_min_rate_kb: int
     https_only: bool
     num_proxies: int
 
@@ -276,6 +278,8 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         storage_breaker_failures=reader.integer("STORAGE_BREAKER_FAILURES", 3),
         storage_breaker_cooldown=reader.positive_number("STORAGE_BREAKER_COOLDOWN", 60.0),
         max_upload_mb=reader.integer("MAX_UPLOAD_MB", 2048),
+        request_body_timeout=reader.positive_number("REQUEST_BODY_TIMEOUT", 10.0),
+        request_body_min_rate_kb=reader.integer("REQUEST_BODY_MIN_RATE_KB", 32),
         https_only=reader.boolean("HTTPS_ONLY", False),
         num_proxies=reader.integer("NUM_PROXIES", 0, minimum=0),
     )

@@ -53,8 +53,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    # Before CsrfViewMiddleware, which reads form posts: see upload_limits.
-    "videos.upload_limits.UploadTooLargeMiddleware",
+    # Decides which request bodies may be read, before CsrfViewMiddleware reads form posts.
+    "videos.upload_limits.RequestBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -130,6 +130,10 @@ STORAGE_TIMEOUT = CONFIG.storage_timeout
 STORAGE_BREAKER_FAILURES = CONFIG.storage_breaker_failures
 STORAGE_BREAKER_COOLDOWN = CONFIG.storage_breaker_cooldown
 MAX_UPLOAD_MB = CONFIG.max_upload_mb
+# A request body may take REQUEST_BODY_TIMEOUT seconds plus one second per
+# REQUEST_BODY_MIN_RATE_KB kilobytes received; a slower one is cut off (videos.body_pacing).
+REQUEST_BODY_TIMEOUT = CONFIG.request_body_timeout
+REQUEST_BODY_MIN_RATE_KB = CONFIG.request_body_min_rate_kb
 # Uploads spill to temporary files past Django's 2.5 MB, so memory stays flat; the
 # first handler refuses anything over MAX_UPLOAD_MB as it arrives.
 FILE_UPLOAD_HANDLERS = [

@@ -130,6 +130,30 @@ def test_an_admin_upload_shows_progress_and_lands(browser, site, settings, trans
     assert video.storage_provider == "local" and video.size_bytes == clip.stat().st_size
 
 
+def test_an_admin_upload_over_the_small_body_limit_sends_its_csrf_token_first(
+    browser, site, settings, transactional_db, staff_user, tmp_path
+):
+    """Over DATA_UPLOAD_MAX_MEMORY_SIZE the server checks CSRF from the header before reading the body."""
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    large = tmp_path / "large.webm"
+    padding = settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 500_000
+    large.write_bytes(real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes() + bytes(padding))
+    sign_in(browser, site, staff_user)
+
+    fill_the_add_form(browser, site, staff_user, large)
+
+    def landed_or_refused(_):
+        if browser.current_url.endswith("/admin/videos/video/"):
+            return "landed"
+        errors = browser.find_elements(By.ID, "upload-error")
+        return errors and errors[0].text and f"refused: {errors[0].text}"
+
+    assert WebDriverWait(browser, 30).until(landed_or_refused) == "landed"
+    assert Video.objects.get(title="From the browser").size_bytes == large.stat().st_size
+
+
 def test_a_failed_admin_upload_says_so_and_saves_nothing(
     browser, site, settings, transactional_db, staff_user, tmp_path
 ):

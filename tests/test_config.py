@@ -232,6 +232,16 @@ def test_malformed_values_name_the_variable(variable, value, message):
     assert message in str(excinfo.value)
 
 
+def test_request_body_pacing_has_defaults_and_is_validated():
+    assert (load().request_body_timeout, load().request_body_min_rate_kb) == (10.0, 32)
+    config = load(REQUEST_BODY_TIMEOUT="2.5", REQUEST_BODY_MIN_RATE_KB="8")
+    assert (config.request_body_timeout, config.request_body_min_rate_kb) == (2.5, 8)
+    with pytest.raises(ConfigError, match="REQUEST_BODY_TIMEOUT must be greater than 0"):
+        load(REQUEST_BODY_TIMEOUT="0")
+    with pytest.raises(ConfigError, match="REQUEST_BODY_MIN_RATE_KB must be at least 1"):
+        load(REQUEST_BODY_MIN_RATE_KB="0")
+
+
 def test_config_repr_hides_credentials():
     config = load(
         CLOUDINARY_URL="cloudinary://123:cloudsecret@demo",

@@ -1,12 +1,14 @@
-"""API errors beyond DRF's own: storage unavailable, an oversized upload."""
+"""API errors beyond DRF's own: storage unavailable, an oversized, slow or cut-off upload."""
 
 from django.conf import settings
+from django.http import UnreadablePostError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from storage_backends.errors import StorageUnavailable
-from videos.upload_limits import UploadTooLarge
+from videos.body_pacing import UnreadableBody
+from videos.upload_limits import BODY_ERRORS, CONNECTION_LOST, UploadTooLarge, discard_partial_uploads
 
 
 class ProviderUnavailable(APIException):
@@ -25,9 +27,25 @@ class FileTooLarge(APIException):
     default_code = "file_too_large"
 
 
+class BodyNotRead(APIException):
+    """The request body was cut off or did not arrive whole: nothing of it is used."""
+
+    default_code = "body_not_read"
+
+    def __init__(self, detail, status_code):
+        super().__init__(detail)
+        self.status_code = status_code
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, BODY_ERRORS):
+        discard_partial_uploads(context["request"])
     if isinstance(exc, UploadTooLarge):
         exc = FileTooLarge(str(exc))
+    elif isinstance(exc, UnreadableBody):
+        exc = BodyNotRead(str(exc), exc.status)
+    elif isinstance(exc, UnreadablePostError):
+        exc = BodyNotRead(CONNECTION_LOST, status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, StorageUnavailable):
         # The providers' reasons go to the log (the chain logged them); the client
         # learns only that storage is down and when to try again.

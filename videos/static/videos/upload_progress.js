@@ -39,6 +39,11 @@
 
       var request = new XMLHttpRequest();
       request.open("POST", form.action || window.location.href);
+      // The server checks a large upload's CSRF token from this header before it reads the body.
+      var token = form.querySelector("input[name=csrfmiddlewaretoken]");
+      if (token) {
+        request.setRequestHeader("X-CSRFToken", token.value);
+      }
       request.upload.addEventListener("progress", function (progress) {
         if (progress.lengthComputable) {
           var percent = Math.round((progress.loaded / progress.total) * 100);
@@ -62,6 +67,8 @@
           }
         } else if (request.status === 413) {
           showError("The file is larger than the server accepts.");
+        } else if (request.status === 408) {
+          showError("The upload was too slow and the server stopped it. Nothing was saved; please try again on a faster connection.");
         } else {
           showError("The upload failed (HTTP " + request.status + "). Nothing was saved; please try again.");
         }
