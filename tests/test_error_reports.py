@@ -55,7 +55,8 @@ def operator_settings(settings, tmp_path):
     # The shapes the real settings hold; the tests' own database and cache stay in use.
     settings.REPORTED_DATABASES = {"default": config.database}
     settings.CACHES = {
-        "default": {**config.cache, "BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        alias: {**cache, "BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        for alias, cache in (("default", config.cache), ("provider_health", config.provider_health_cache))
     }
     settings.CLOUDINARY_API_KEY = config.cloudinary.api_key
     settings.CLOUDINARY_API_SECRET = config.cloudinary.api_secret

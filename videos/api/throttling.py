@@ -47,8 +47,14 @@ class LoginUsernameThrottle(CacheFailureTolerant, SimpleRateThrottle):
 
     scope = "login_username"
 
+    def allow_request(self, request, view):
+        # The body is read first, outside the cache's guard: a body that does not parse,
+        # arrives too slowly or is cut short is the request's fault (a 4xx), not the cache's.
+        request.data
+        return super().allow_request(request, view)
+
     def get_cache_key(self, request, view):
-        data = request.data  # a body that does not parse is a 400 here, as in the view
+        data = request.data
         username = data.get("username") if hasattr(data, "get") else None
         if not isinstance(username, str) or not username:
             return None  # nothing to count: the view answers 400 without hashing a password
