@@ -159,6 +159,18 @@ class Ledger:
             if status == "no answer":
                 self.unanswered.append((started, time.monotonic(), what))
 
+    def cut_by(self, windows, site_url):
+        """Requests under way during one of ``windows`` that got no answer: API calls, and
+        reads of local files (which the site serves)."""
+        with self.lock:
+            cut = [what for started, ended, what in self.unanswered if during_one(started, ended, windows)]
+            cut += [
+                url
+                for started, ended, url, _ in self.failed_reads
+                if url.startswith(site_url) and during_one(started, ended, windows)
+            ]
+        return cut
+
 
 def video_body(rng):
     return MP4_HEADER + rng.randbytes(rng.randint(2_000, 150_000))
@@ -265,8 +277,7 @@ class FaultLog:
     connections_dropped: int = 0
     breaker_seen_in_redis: bool = False
     s3_refused: tuple = (0, 0)  # (from, to) in time.monotonic()
-    killed_worker: int | None = None
-    killing: tuple = (0, 0)  # (from, to): looking for a busy worker, then killing it
+    kills: list = field(default_factory=list)  # (pid or None, (from, to)): looking for a busy worker, killing it
 
 
 def cloudinary_attempts_allowed(hang_seconds):
@@ -306,7 +317,7 @@ def drop_idle_database_connections():
         ).fetchone()[0]
 
 
-def inject_faults(stack, stop, log, scale):
+def inject_faults(stack, stop, log, scale, ledger):
     def pause(seconds):
         stop.wait(seconds * scale)
 
@@ -314,8 +325,11 @@ def inject_faults(stack, stop, log, scale):
     log.injected.append("Cloudinary failing 30% of uploads (throughout)")
     pause(6)
 
-    started = time.monotonic()
+    # Cloudinary healthy for longer than a cool-down: every worker's breaker closes,
+    # wherever it is kept, so that the hang meets uploads.
     stack.cloudinary.heal()
+    stop.wait(BREAKER_COOLDOWN + 2)
+    started = time.monotonic()
     stack.cloudinary.fail("hang", actions=["upload"])  # every upload: none fails sooner than the timeout
     stack.redis.flush()  # every breaker closed, no failure counted: the hang must meet uploads
     before = stack.cloudinary.requests["upload"]
@@ -347,17 +361,26 @@ def inject_faults(stack, stop, log, scale):
     stack.s3_proxy.set_mode("pass")
     pause(2)
 
-    killing_from = time.monotonic()
-    log.killed_worker = stack.site.kill_a_busy_worker()
-    log.killing = (killing_from, time.monotonic())
-    log.injected.append(f"gunicorn worker {log.killed_worker} killed with SIGKILL in the middle of a request")
-    pause(4)
+    # A worker still tidying up after its answer went out looks busy too: kill another then.
+    for _ in range(5):
+        killing_from = time.monotonic()
+        pid = stack.site.kill_a_busy_worker()
+        log.kills.append((pid, (killing_from, time.monotonic())))
+        stop.wait(1)
+        if pid is None or ledger.cut_by([window for _, window in log.kills], stack.site.url):
+            break
+    log.injected.append(f"gunicorn workers {[pid for pid, _ in log.kills]} killed with SIGKILL in the middle of requests")
+    pause(3)
     stack.cloudinary.heal()
 
 
 def during(started, ended, window):
     """Whether a request from ``started`` to ``ended`` overlapped ``window`` (from, to)."""
     return started <= window[1] and ended >= window[0]
+
+
+def during_one(started, ended, windows):
+    return any(during(started, ended, window) for window in windows)
 
 
 # -- the test --------------------------------------------------------------------
@@ -374,7 +397,7 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     ]
     for thread in threads:
         thread.start()
-    inject_faults(stack, stop, faults, scale)
+    inject_faults(stack, stop, faults, scale, ledger)
     stop.set()
     for thread in threads:
         thread.join(120)
@@ -409,21 +432,17 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     orphans_after = stack.stored_names() - referenced_names()
     missing = referenced_names() - stack.stored_names()
 
-    # The worker was killed in the middle of a request (an API call or a local file's
-    # read), and only requests under way then went unanswered.
-    cut_by_the_kill = [what for started, ended, what in ledger.unanswered if during(started, ended, faults.killing)]
-    cut_by_the_kill += [
-        url
-        for started, ended, url, _ in ledger.failed_reads
-        if url.startswith(stack.site.url) and during(started, ended, faults.killing)
-    ]
-    unexplained_silences = [what for started, ended, what in ledger.unanswered if not during(started, ended, faults.killing)]
+    # A worker was killed in the middle of a request, and only requests under way then
+    # went unanswered.
+    kills = [window for _, window in faults.kills]
+    cut_by_the_kill = ledger.cut_by(kills, stack.site.url)
+    unexplained_silences = [what for started, ended, what in ledger.unanswered if not during_one(started, ended, kills)]
     # A read fails only while the provider it reads from is faulted.
     unexplained_failed_reads = [
         (url, reason)
         for started, ended, url, reason in ledger.failed_reads
         if not (url.startswith(stack.s3_proxy.url) and during(started, ended, faults.s3_refused))
-        and not (url.startswith(stack.site.url) and during(started, ended, faults.killing))
+        and not (url.startswith(stack.site.url) and during_one(started, ended, kills))
     ]
     # While S3 refused, uploads that Cloudinary failed landed on local disk.
     landed_while_s3_refused = Counter(
@@ -456,7 +475,7 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     assert server_errors == 0, server_error_reports(stack.site.log())
     assert ledger.read_mismatches == []
     assert unexplained_failed_reads == []
-    assert faults.killed_worker is not None, "no worker was busy to be killed"
+    assert None not in [pid for pid, _ in faults.kills], "no worker was busy to be killed"
     assert cut_by_the_kill, "the killed worker was in the middle of a request"
     assert unexplained_silences == []
     assert faults.uploads_tried_before_a_cooldown_could_end <= allowed_before_a_cooldown_could_end
