@@ -330,9 +330,9 @@ def inject_faults(stack, stop, log, scale, ledger):
     stack.cloudinary.heal()
     stop.wait(BREAKER_COOLDOWN + 2)
     started = time.monotonic()
-    stack.cloudinary.fail("hang", actions=["upload"])  # every upload: none fails sooner than the timeout
     stack.redis.flush()  # every breaker closed, no failure counted: the hang must meet uploads
     before = stack.cloudinary.requests["upload"]
+    stack.cloudinary.fail("hang", actions=["upload"])  # every upload: none fails sooner than the timeout
     log.injected.append(f"Cloudinary hanging past the {STORAGE_TIMEOUT} s timeout on every upload")
     deadline = started + 8 * scale
     next_drop = started + 0.5
