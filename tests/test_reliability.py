@@ -322,7 +322,7 @@ def inject_faults(stack, stop, log, scale, ledger):
         stop.wait(seconds * scale)
 
     stack.cloudinary.fail("http_500", actions=["upload"], probability=0.3, seed=11)
-    log.injected.append("Cloudinary failing 30% of uploads (throughout)")
+    log.injected.append("Cloudinary failing 30% of uploads (before and after its hang)")
     pause(6)
 
     # Cloudinary healthy for longer than a cool-down: every worker's breaker closes,
