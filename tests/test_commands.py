@@ -292,6 +292,7 @@ def test_a_move_whose_row_switch_fails_keeps_the_old_file(
     assert error == "0 moved to s3, 0 skipped, 1 failed"
     assert "refused by the test" in err
     assert Video.objects.get().file.name == video.file.name
+    assert video.file.storage.exists(video.file.name), "the old copy was removed before the row switched"
     assert stored_digest(video) == digest
     assert where_files_are(cloudinary_server, s3_server, media_root) == referenced()
 
