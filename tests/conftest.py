@@ -37,6 +37,28 @@ def database_vendor(db):
     return connection.vendor
 
 
+@pytest.fixture
+def refuse_video_rows(db):
+    """``refuse_video_rows("UPDATE")``: PostgreSQL refuses those writes of video rows from
+    then on (a trigger raises), as a lost connection or a constraint would mid-save."""
+
+    def refuse(operations):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION refuse_video_row() RETURNS trigger AS $$"
+                " BEGIN RAISE EXCEPTION 'video rows are refused by the test'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_video_row BEFORE {operations} ON videos_video"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_video_row()"
+            )
+
+    yield refuse
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER IF EXISTS refuse_video_row ON videos_video")
+        cursor.execute("DROP FUNCTION IF EXISTS refuse_video_row()")
+
+
 @pytest.fixture(autouse=True)
 def provider_health():
     """Each test starts with every circuit breaker closed."""

@@ -138,12 +138,32 @@ class GunicornServer:
         except OSError:
             return []
 
-    def kill_a_worker(self):
-        """SIGKILL one worker, as the kernel's OOM killer would; gunicorn starts another."""
-        pids = self.worker_pids()
-        if pids:
-            os.kill(pids[0], signal.SIGKILL)
-            return pids[0]
+    def busy_worker_pids(self):
+        """The workers holding a client's connection: those in the middle of a request."""
+        accepted = {f"socket:[{inode}]" for inode in established_socket_inodes(self.port)}
+        busy = []
+        for pid in self.worker_pids():
+            try:
+                descriptors = os.listdir(f"/proc/{pid}/fd")
+                links = {os.readlink(f"/proc/{pid}/fd/{descriptor}") for descriptor in descriptors}
+            except OSError:
+                continue  # the worker is gone
+            if links & accepted:
+                busy.append(pid)
+        return busy
+
+    def kill_a_busy_worker(self, timeout=10):
+        """SIGKILL a worker in the middle of a request, as the kernel's OOM killer would;
+        gunicorn starts another. Returns its pid, or None if no worker was busy in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid in self.busy_worker_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+                return pid
+            time.sleep(0.01)
         return None
 
     def log(self):
@@ -170,6 +190,22 @@ class GunicornServer:
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+def established_socket_inodes(port):
+    """Inodes of the established TCP connections whose local end is ``port`` (accepted ones)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_address, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local_address.rpartition(":")[2], 16) == port:  # 01: ESTABLISHED
+                inodes.add(inode)
+    return inodes
 
 
 def database_url():

@@ -8,7 +8,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from storage_backends.breaker import CircuitBreaker
-from tests.factories import video_upload
+from tests.factories import sha256, video_upload
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db
@@ -92,16 +92,15 @@ def test_a_video_reads_as_the_contract_says(api, user):
 
 
 def test_upload_creates_the_video_on_the_first_provider(user, media_root):
-    response = client_for(user).post(
-        LIST_URL, {"title": "New", "file": video_upload("holiday.mp4", size=5000), "is_published": "true"}
-    )
+    upload = video_upload("holiday.mp4", size=5000)
+    response = client_for(user).post(LIST_URL, {"title": "New", "file": upload, "is_published": "true"})
 
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["storage_provider"], body["size_bytes"], body["content_type"]) == ("local", 5000, "video/mp4")
     video = Video.objects.get()
     assert video.owner == user and video.is_published
-    assert (media_root / video.file.name.removeprefix("local:")).stat().st_size == 5000
+    assert sha256((media_root / video.file.name.removeprefix("local:")).read_bytes()) == sha256(upload.body)
 
 
 def test_anonymous_clients_cannot_upload(api, media_root):
@@ -111,11 +110,18 @@ def test_anonymous_clients_cannot_upload(api, media_root):
     assert not Video.objects.exists()
 
 
-def test_only_the_owner_or_staff_may_change_or_delete(user, other_user, staff_user):
+def test_only_the_owner_or_staff_may_change_or_delete(
+    user, other_user, staff_user, media_root, django_capture_on_commit_callbacks
+):
     video = make_video(user)
+    path = media_root / video.file.name.removeprefix("local:")
+    content = path.read_bytes()
 
     assert client_for(other_user).patch(detail_url(video), {"title": "Hijacked"}).status_code == 403
-    assert client_for(other_user).delete(detail_url(video)).status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(other_user).delete(detail_url(video)).status_code == 403
+    assert Video.objects.get(pk=video.pk).file.name == video.file.name
+    assert sha256(path.read_bytes()) == sha256(content)
     assert client_for(user).patch(detail_url(video), {"title": "Renamed"}).status_code == 200
     assert client_for(staff_user).patch(detail_url(video), {"title": "Edited"}).status_code == 200
     assert Video.objects.get().title == "Edited"
@@ -125,14 +131,15 @@ def test_a_new_file_replaces_the_old_one(user, media_root, django_capture_on_com
     video = make_video(user)
     old_path = media_root / video.file.name.removeprefix("local:")
 
+    upload = video_upload("recut.mp4", size=9000)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(user).patch(detail_url(video), {"file": video_upload("recut.mp4", size=9000)})
+        response = client_for(user).patch(detail_url(video), {"file": upload})
 
     assert response.status_code == 200, response.content
     assert response.json()["size_bytes"] == 9000
     assert not old_path.exists()
     video.refresh_from_db()
-    assert (media_root / video.file.name.removeprefix("local:")).stat().st_size == 9000
+    assert sha256((media_root / video.file.name.removeprefix("local:")).read_bytes()) == sha256(upload.body)
 
 
 def test_delete_removes_the_video_and_its_file(user, media_root, django_capture_on_commit_callbacks):

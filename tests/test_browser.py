@@ -12,7 +12,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.factories import real_video, uploaded
+from tests.factories import real_video, sha256, uploaded
 from videos import services
 
 WEBM = ("-c:v", "libvpx", "-b:v", "300k", "-c:a", "libvorbis")
@@ -128,6 +128,8 @@ def test_an_admin_upload_shows_progress_and_lands(browser, site, settings, trans
     WebDriverWait(browser, 30).until(lambda _: browser.current_url.endswith("/admin/videos/video/"))
     video = Video.objects.get(title="From the browser")
     assert video.storage_provider == "local" and video.size_bytes == clip.stat().st_size
+    with video.file.open("rb") as stored:
+        assert sha256(stored.read()) == sha256(clip.read_bytes())
 
 
 def test_an_admin_upload_over_the_small_body_limit_sends_its_csrf_token_first(

@@ -9,7 +9,6 @@ Bounded for the test run (about a minute). ``scripts/test --soak -k reliability`
 runs the long version: more clients, ten minutes.
 """
 
-import hashlib
 import json
 import os
 import random
@@ -33,14 +32,15 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from storage_backends import providers
-from tests.factories import MP4_HEADER
+from tests.factories import MP4_HEADER, sha256
 from tests.fault_proxy import FaultProxy
 from tests.stack import GunicornServer, RedisServer, database_url
-from videos.models import Video
+from videos.models import PendingDeletion, Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BUCKET = "stremora-test"
+WORKERS = 3
 BREAKER_FAILURES = 3
 BREAKER_COOLDOWN = 4
 STORAGE_TIMEOUT = 2
@@ -79,7 +79,7 @@ def stack(settings, cloudinary_server, s3_server, media_root):
             STORAGE_BREAKER_COOLDOWN=str(BREAKER_COOLDOWN),
             MAX_UPLOAD_MB="5",
         )
-        with GunicornServer(environment, workers=3) as site:
+        with GunicornServer(environment, workers=WORKERS) as site:
             yield Stack(site, redis_server, s3_proxy, cloudinary_server, s3_server, media_root)
 
 
@@ -131,22 +131,45 @@ def make_clients(count):
 
 @dataclass
 class Ledger:
-    """What the clients were told, to be checked against what the system holds."""
+    """What the clients were told, to be checked against what the system holds.
+
+    Times are ``time.monotonic()`` of this process, comparable with the ``FaultLog``'s.
+    """
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     videos: dict = field(default_factory=dict)  # id -> set of acceptable sha256 (several after an unanswered replace)
     unanswered_uploads: set = field(default_factory=set)  # titles: no HTTP answer (worker killed)
     unanswered_deletes: set = field(default_factory=set)
+    # sha256 of files a request without an answer may have left behind: its new file, or
+    # the old ones of the video it replaced or deleted. Only these may be orphans.
+    unanswered_digests: set = field(default_factory=set)
+    unanswered: list = field(default_factory=list)  # (started, ended, "METHOD path") of requests with no answer
     refused_titles: set = field(default_factory=set)  # uploads answered with an error status
     statuses: Counter = field(default_factory=Counter)
     landed: Counter = field(default_factory=Counter)
+    landings: list = field(default_factory=list)  # (started, ended, provider) of each stored upload or replace
     requests: int = 0
     read_mismatches: list = field(default_factory=list)
+    failed_reads: list = field(default_factory=list)  # (started, ended, url, reason)
 
-    def count(self, status):
+    def count(self, status, started, what):
         with self.lock:
             self.requests += 1
             self.statuses[status] += 1
+            if status == "no answer":
+                self.unanswered.append((started, time.monotonic(), what))
+
+    def cut_by(self, windows, site_url):
+        """Requests under way during one of ``windows`` that got no answer: API calls, and
+        reads of local files (which the site serves)."""
+        with self.lock:
+            cut = [what for started, ended, what in self.unanswered if during_one(started, ended, windows)]
+            cut += [
+                url
+                for started, ended, url, _ in self.failed_reads
+                if url.startswith(site_url) and during_one(started, ended, windows)
+            ]
+        return cut
 
 
 def video_body(rng):
@@ -160,19 +183,26 @@ def run_client(base_url, token, ledger, stop, seed):
     mine = []
 
     def call(method, path, **kwargs):
+        started = time.monotonic()
         try:
             response = http.request(method, base_url + path, headers=headers, **kwargs)
         except urllib3.exceptions.HTTPError:
-            ledger.count("no answer")
+            ledger.count("no answer", started, f"{method} {path}")
             return None
-        ledger.count(response.status)
+        ledger.count(response.status, started, f"{method} {path}")
         return response
+
+    def landed(response, started):
+        provider = json.loads(response.data)["storage_provider"]
+        ledger.landed[provider] += 1
+        ledger.landings.append((started, time.monotonic(), provider))
 
     while not stop.is_set():
         action = rng.choices(["upload", "replace", "read", "delete"], weights=[5, 2, 3, 1])[0]
         if action == "upload" or not mine:
             title = f"load-{uuid.uuid4().hex}"
             body = video_body(rng)
+            started = time.monotonic()
             response = call(
                 "POST", "/api/videos/",
                 fields={"title": title, "is_published": "true", "file": ("clip.mp4", body, "video/mp4")},
@@ -180,47 +210,55 @@ def run_client(base_url, token, ledger, stop, seed):
             with ledger.lock:
                 if response is None:
                     ledger.unanswered_uploads.add(title)
+                    ledger.unanswered_digests.add(sha256(body))
                 elif response.status == 201:
                     video = json.loads(response.data)
-                    ledger.videos[video["id"]] = {hashlib.sha256(body).hexdigest()}
-                    ledger.landed[video["storage_provider"]] += 1
+                    ledger.videos[video["id"]] = {sha256(body)}
+                    landed(response, started)
                     mine.append(video["id"])
                 else:
                     ledger.refused_titles.add(title)
         elif action == "replace":
             video_id = rng.choice(mine)
             body = video_body(rng)
+            started = time.monotonic()
             response = call("PATCH", f"/api/videos/{video_id}/", fields={"file": ("recut.mp4", body, "video/mp4")})
-            digest = hashlib.sha256(body).hexdigest()
             with ledger.lock:
                 if response is None:
-                    ledger.videos[video_id].add(digest)  # it may or may not have happened
+                    ledger.unanswered_digests |= {sha256(body), *ledger.videos[video_id]}
+                    ledger.videos[video_id].add(sha256(body))  # it may or may not have happened
                 elif response.status == 200:
-                    ledger.videos[video_id] = {digest}
-                    ledger.landed[json.loads(response.data)["storage_provider"]] += 1
+                    ledger.videos[video_id] = {sha256(body)}
+                    landed(response, started)
         elif action == "read":
             video_id = rng.choice(mine)
             response = call("GET", f"/api/videos/{video_id}/")
-            if response is not None and response.status == 200:
-                url = json.loads(response.data)["video_url"]
-                if url.startswith("/"):
-                    url = base_url + url
-                try:
-                    content = http.request("GET", url).data
-                except urllib3.exceptions.HTTPError:
-                    continue  # the file's provider is being faulted right now
+            if response is None or response.status >= 500:
+                continue  # counted in the statuses, checked by the test
+            started = time.monotonic()
+            if response.status != 200:
                 with ledger.lock:
-                    if hashlib.sha256(content).hexdigest() not in ledger.videos[video_id] and len(
-                        ledger.videos[video_id]
-                    ) == 1:
-                        ledger.read_mismatches.append(video_id)
+                    ledger.failed_reads.append((started, started, f"/api/videos/{video_id}/", f"HTTP {response.status}"))
+                continue
+            url = json.loads(response.data)["video_url"]
+            if url.startswith("/"):
+                url = base_url + url
+            try:
+                content = http.request("GET", url)
+            except urllib3.exceptions.HTTPError as exc:
+                with ledger.lock:
+                    ledger.failed_reads.append((started, time.monotonic(), url, type(exc).__name__))
+                continue
+            with ledger.lock:
+                if sha256(content.data) not in ledger.videos[video_id]:
+                    ledger.read_mismatches.append((video_id, url, content.status))
         else:
             video_id = mine.pop(rng.randrange(len(mine)))
             response = call("DELETE", f"/api/videos/{video_id}/")
             with ledger.lock:
                 if response is None:
                     ledger.unanswered_deletes.add(video_id)
-                    ledger.videos.pop(video_id)
+                    ledger.unanswered_digests |= ledger.videos.pop(video_id)
                 elif response.status == 204:
                     del ledger.videos[video_id]
                 else:
@@ -234,9 +272,30 @@ def run_client(base_url, token, ledger, stop, seed):
 class FaultLog:
     injected: list = field(default_factory=list)
     uploads_tried_while_hanging: int = 0
+    uploads_tried_before_a_cooldown_could_end: int = 0
     hang_seconds: float = 0
     connections_dropped: int = 0
     breaker_seen_in_redis: bool = False
+    s3_refused: tuple = (0, 0)  # (from, to) in time.monotonic()
+    kills: list = field(default_factory=list)  # (pid or None, (from, to)): looking for a busy worker, killing it
+
+
+def cloudinary_attempts_allowed(hang_seconds):
+    """How many uploads may reach a hanging Cloudinary in ``hang_seconds``, by the breaker's
+    contract with its state shared by every worker (through Redis), starting closed.
+
+    Each of the ``WORKERS`` handles one request at a time, and an attempt at a hanging
+    provider fails no sooner than ``STORAGE_TIMEOUT``. Before the breaker first opens,
+    ``BREAKER_FAILURES`` attempts fail and at most one more per other worker is under
+    way. Then it stays open ``BREAKER_COOLDOWN`` seconds; the failures stay counted, so
+    after each cool-down one failure opens it again: at most one attempt per worker gets
+    through. A cool-down ends at the soonest ``STORAGE_TIMEOUT + BREAKER_COOLDOWN`` after
+    the previous closed spell began. (A half-open breaker lets one trial through after a
+    cool-down: fewer still.) Without a breaker, or with one per process, each worker
+    tries about every ``STORAGE_TIMEOUT``.
+    """
+    cooldowns_ended = int(hang_seconds // (STORAGE_TIMEOUT + BREAKER_COOLDOWN))
+    return BREAKER_FAILURES + (WORKERS - 1) + WORKERS * cooldowns_ended
 
 
 def drop_idle_database_connections():
@@ -258,22 +317,28 @@ def drop_idle_database_connections():
         ).fetchone()[0]
 
 
-def inject_faults(stack, stop, log, scale):
+def inject_faults(stack, stop, log, scale, ledger):
     def pause(seconds):
         stop.wait(seconds * scale)
 
     stack.cloudinary.fail("http_500", actions=["upload"], probability=0.3, seed=11)
-    log.injected.append("Cloudinary failing 30% of uploads (throughout)")
+    log.injected.append("Cloudinary failing 30% of uploads (before and after its hang)")
     pause(6)
 
-    stack.redis.flush()  # every breaker closed: the hang must meet uploads
-    before = stack.cloudinary.requests["upload"]
-    stack.cloudinary.fail("hang", actions=["upload"])
-    log.injected.append(f"Cloudinary hanging past the {STORAGE_TIMEOUT} s timeout")
+    # Cloudinary healthy for longer than a cool-down: every worker's breaker closes,
+    # wherever it is kept, so that the hang meets uploads.
+    stack.cloudinary.heal()
+    stop.wait(BREAKER_COOLDOWN + 2)
     started = time.monotonic()
+    stack.redis.flush()  # every breaker closed, no failure counted: the hang must meet uploads
+    before = stack.cloudinary.requests["upload"]
+    stack.cloudinary.fail("hang", actions=["upload"])  # every upload: none fails sooner than the timeout
+    log.injected.append(f"Cloudinary hanging past the {STORAGE_TIMEOUT} s timeout on every upload")
     deadline = started + 8 * scale
     next_drop = started + 0.5
     while time.monotonic() < deadline and not stop.is_set():
+        if time.monotonic() < started + STORAGE_TIMEOUT + BREAKER_COOLDOWN:
+            log.uploads_tried_before_a_cooldown_could_end = stack.cloudinary.requests["upload"] - before
         if any("breaker:cloudinary:open_until" in key for key in stack.redis.keys()):
             log.breaker_seen_in_redis = True
         if time.monotonic() >= next_drop:
@@ -282,22 +347,40 @@ def inject_faults(stack, stop, log, scale):
             next_drop += 0.5
         time.sleep(0.2)
     log.uploads_tried_while_hanging = stack.cloudinary.requests["upload"] - before
-    log.hang_seconds = 8 * scale
+    log.hang_seconds = time.monotonic() - started
     log.injected.append(f"{log.connections_dropped} database connections dropped during uploads")
     stack.cloudinary.heal()
     stack.cloudinary.fail("http_500", actions=["upload"], probability=0.3, seed=12)
     pause(2)
 
+    refused_from = time.monotonic()
     stack.s3_proxy.set_mode("refuse")
     log.injected.append("S3 refusing connections")
     pause(6)
+    log.s3_refused = (refused_from, time.monotonic())
     stack.s3_proxy.set_mode("pass")
     pause(2)
 
-    killed = stack.site.kill_a_worker()
-    log.injected.append(f"gunicorn worker {killed} killed with SIGKILL")
-    pause(4)
+    # A worker still tidying up after its answer went out looks busy too: kill another then.
+    for _ in range(5):
+        killing_from = time.monotonic()
+        pid = stack.site.kill_a_busy_worker()
+        log.kills.append((pid, (killing_from, time.monotonic())))
+        stop.wait(1)
+        if pid is None or ledger.cut_by([window for _, window in log.kills], stack.site.url):
+            break
+    log.injected.append(f"gunicorn workers {[pid for pid, _ in log.kills]} killed with SIGKILL in the middle of requests")
+    pause(3)
     stack.cloudinary.heal()
+
+
+def during(started, ended, window):
+    """Whether a request from ``started`` to ``ended`` overlapped ``window`` (from, to)."""
+    return started <= window[1] and ended >= window[0]
+
+
+def during_one(started, ended, windows):
+    return any(during(started, ended, window) for window in windows)
 
 
 # -- the test --------------------------------------------------------------------
@@ -314,7 +397,7 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     ]
     for thread in threads:
         thread.start()
-    inject_faults(stack, stop, faults, scale)
+    inject_faults(stack, stop, faults, scale, ledger)
     stop.set()
     for thread in threads:
         thread.join(120)
@@ -328,9 +411,8 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
             lost.append(video_id)
             continue
         assert video.storage_provider == video.file.name.partition(":")[0]
-        with default_storage.open(video.file.name) as stored:
-            if hashlib.sha256(stored.read()).hexdigest() not in digests:
-                lost.append(video_id)
+        if stored_digest(video.file.name) not in digests:
+            lost.append(video_id)
     # A refused upload left no row.
     assert not Video.objects.filter(title__in=ledger.refused_titles).exists()
     # Rows nobody was told about come only from requests that got no answer.
@@ -338,36 +420,77 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     unexplained = Video.objects.exclude(pk__in=told).exclude(title__in=ledger.unanswered_uploads)
     assert list(unexplained.values_list("title", flat=True)) == []
 
-    # Housekeeping leaves every provider holding exactly what the videos use.
+    # Before any housekeeping, a file no video uses is only one whose removal is queued,
+    # or one a request killed with its worker may have left.
+    queued = set(PendingDeletion.objects.values_list("name", flat=True))
+    left_over = stack.stored_names() - referenced_names() - queued
+    orphans = {name for name in left_over if stored_digest(name) not in ledger.unanswered_digests}
+    # Housekeeping then leaves every provider holding exactly what the videos use.
     out = StringIO()
     call_command("retry_deletions", "--all", stdout=out)
     call_command("cleanup_orphans", "--older-than", "0", "--delete", stdout=out)
-    orphans = stack.stored_names() - referenced_names()
+    orphans_after = stack.stored_names() - referenced_names()
     missing = referenced_names() - stack.stored_names()
 
+    # A worker was killed in the middle of a request, and only requests under way then
+    # went unanswered.
+    kills = [window for _, window in faults.kills]
+    cut_by_the_kill = ledger.cut_by(kills, stack.site.url)
+    unexplained_silences = [what for started, ended, what in ledger.unanswered if not during_one(started, ended, kills)]
+    # A read fails only while the provider it reads from is faulted.
+    unexplained_failed_reads = [
+        (url, reason)
+        for started, ended, url, reason in ledger.failed_reads
+        if not (url.startswith(stack.s3_proxy.url) and during(started, ended, faults.s3_refused))
+        and not (url.startswith(stack.site.url) and during_one(started, ended, kills))
+    ]
+    # While S3 refused, uploads that Cloudinary failed landed on local disk.
+    landed_while_s3_refused = Counter(
+        provider
+        for started, ended, provider in ledger.landings
+        if faults.s3_refused[0] <= started and ended <= faults.s3_refused[1]
+    )
+
     # The breaker was shared: once tripped, no worker kept trying the hanging primary.
-    per_cooldown = BREAKER_FAILURES + len(clients)
-    allowed_while_hanging = per_cooldown * (1 + int(faults.hang_seconds // BREAKER_COOLDOWN))
+    allowed_while_hanging = cloudinary_attempts_allowed(faults.hang_seconds)
+    allowed_before_a_cooldown_could_end = cloudinary_attempts_allowed(0)
 
     server_errors = sum(count for status, count in ledger.statuses.items() if isinstance(status, int) and status >= 500)
     print(
         f"\nreliability: {ledger.requests} requests, {len(clients)} clients, faults: {'; '.join(faults.injected)}"
-        f"\n  uploads landed per provider: {dict(ledger.landed)}"
-        f"\n  statuses: {dict(ledger.statuses)}"
+        f"\n  uploads landed per provider: {dict(ledger.landed)}; while S3 refused: {dict(landed_while_s3_refused)}"
+        f"\n  statuses: {dict(ledger.statuses)}; failed reads: {len(ledger.failed_reads)};"
+        f" cut by the kill: {cut_by_the_kill}"
         f"\n  Cloudinary uploads tried while it hung: {faults.uploads_tried_while_hanging}"
-        f" (at most {allowed_while_hanging})"
-        f"\n  lost {len(lost)}, orphans {len(orphans)}, missing {len(missing)}, 5xx {server_errors},"
+        f" (at most {allowed_while_hanging}), {faults.uploads_tried_before_a_cooldown_could_end} of them before"
+        f" a cool-down could end (at most {allowed_before_a_cooldown_could_end})"
+        f"\n  lost {len(lost)}, orphans {len(orphans)} before housekeeping ({len(left_over) - len(orphans)} more"
+        f" left by requests without an answer, {len(queued)} queued removals), {len(orphans_after)} after,"
+        f" missing {len(missing)}, 5xx {server_errors},"
         f" read mismatches {len(ledger.read_mismatches)}"
     )
     assert lost == []
-    assert orphans == set() and missing == set()
+    assert orphans == set(), "files no video uses, left by requests that were answered"
+    assert orphans_after == set() and missing == set()
     assert server_errors == 0, server_error_reports(stack.site.log())
     assert ledger.read_mismatches == []
+    assert unexplained_failed_reads == []
+    assert None not in [pid for pid, _ in faults.kills], "no worker was busy to be killed"
+    assert cut_by_the_kill, "the killed worker was in the middle of a request"
+    assert unexplained_silences == []
+    assert faults.uploads_tried_before_a_cooldown_could_end <= allowed_before_a_cooldown_could_end
+    assert faults.uploads_tried_while_hanging <= allowed_while_hanging
     assert faults.breaker_seen_in_redis
     assert faults.connections_dropped > 0, "the database fault should have hit connections"
-    assert faults.uploads_tried_while_hanging <= allowed_while_hanging
+    assert landed_while_s3_refused["local"] > 0 and landed_while_s3_refused["s3"] == 0
     assert ledger.landed["cloudinary"] and ledger.landed["s3"], "faults should spread uploads over providers"
     assert ledger.statuses[201] >= 20
+
+
+def stored_digest(name):
+    """The sha256 of a stored file, read back from the provider that holds it."""
+    with default_storage.open(name) as stored:
+        return sha256(stored.read())
 
 
 # -- hostile and malformed requests ----------------------------------------------

@@ -3,12 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from storage_backends import providers
 from storage_backends.errors import StorageUnavailable
-from tests.factories import video_upload
+from tests.factories import real_video, sha256, uploaded, video_upload
 from videos import services
 from videos.models import PendingDeletion, Video
 
@@ -17,6 +17,21 @@ BUCKET = "stremora-test"
 
 def on_disk(media_root, name):
     return (media_root / name.removeprefix("local:")).exists()
+
+
+def files_on_disk(media_root):
+    return sorted(path.relative_to(media_root).as_posix() for path in media_root.rglob("*") if path.is_file())
+
+
+def files_on(provider, media_root, s3_client=None):
+    """What ``provider`` holds: local paths, or S3 keys."""
+    if provider == "s3":
+        return [item["Key"] for item in s3_client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    return files_on_disk(media_root)
+
+
+def digest_on_disk(media_root, name):
+    return sha256((media_root / name.removeprefix("local:")).read_bytes())
 
 
 @pytest.fixture
@@ -75,6 +90,48 @@ def test_a_rolled_back_replacement_keeps_the_old_file(local_only, user, media_ro
     assert on_disk(media_root, old_name)
 
 
+@pytest.mark.parametrize("provider", ["local", "s3"])
+def test_a_row_the_database_refuses_leaves_no_file_behind(provider, settings, s3_inprocess, user, media_root):
+    settings.STORAGE_PROVIDERS = [provider]
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Video.objects.create(owner=user, title="t" * 201, file=video_upload())  # PostgreSQL: too long
+
+    assert not Video.objects.exists()
+    assert files_on(provider, media_root, s3_inprocess) == []
+
+
+def test_a_new_video_the_database_refuses_leaves_neither_file_nor_poster(local_only, user, media_root, tmp_path):
+    clip = uploaded(real_video(tmp_path))  # ffmpeg cuts a poster of it, stored before the row
+
+    with pytest.raises(DatabaseError):
+        services.create_video(owner=user, title="t" * 201, file=clip)
+
+    assert not Video.objects.exists()
+    assert files_on_disk(media_root) == []
+
+
+@pytest.mark.parametrize("provider", ["local", "s3"])
+def test_a_replacement_the_database_refuses_keeps_only_the_old_file(
+    provider, settings, s3_inprocess, user, media_root, refuse_video_rows, django_capture_on_commit_callbacks
+):
+    settings.STORAGE_PROVIDERS = [provider]
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    name, held = video.file.name, files_on(provider, media_root, s3_inprocess)
+    with video.file.open("rb") as stored:
+        content = stored.read()
+    refuse_video_rows("UPDATE")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(DatabaseError, match="refused by the test"):
+            services.update_video(Video.objects.get(pk=video.pk), file=video_upload("new.mp4"))
+
+    assert Video.objects.get(pk=video.pk).file.name == name
+    assert files_on(provider, media_root, s3_inprocess) == held
+    with Video.objects.get(pk=video.pk).file.open("rb") as stored:
+        assert sha256(stored.read()) == sha256(content)
+
+
 def test_metadata_changes_leave_the_files_alone(local_only, user, media_root, django_capture_on_commit_callbacks):
     video = services.create_video(owner=user, title="Clip", file=video_upload())
 
@@ -94,6 +151,39 @@ def test_delete_removes_the_row_then_the_files(local_only, user, media_root, dja
 
     assert not Video.objects.exists()
     assert not on_disk(media_root, name)
+
+
+def test_a_rolled_back_delete_keeps_the_row_and_the_files(
+    local_only, user, media_root, django_capture_on_commit_callbacks
+):
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    pk, name = video.pk, video.file.name
+    digest = digest_on_disk(media_root, name)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                services.delete_video(video)
+                raise RuntimeError("the request failed after the delete")
+
+    assert callbacks == []
+    assert Video.objects.get(pk=pk).file.name == name
+    assert digest_on_disk(media_root, name) == digest
+
+
+def test_a_delete_the_database_refuses_keeps_the_files(
+    local_only, user, media_root, refuse_video_rows, django_capture_on_commit_callbacks
+):
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+    digest = digest_on_disk(media_root, video.file.name)
+    refuse_video_rows("DELETE")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(DatabaseError, match="refused by the test"):
+            services.delete_video(Video.objects.get(pk=video.pk))
+
+    assert Video.objects.filter(pk=video.pk).exists()
+    assert digest_on_disk(media_root, video.file.name) == digest
 
 
 def test_a_failed_removal_is_queued_and_retried(
@@ -148,7 +238,8 @@ def test_move_copies_checks_switches_and_then_removes_the_old_file(
     settings, s3_inprocess, user, media_root, django_capture_on_commit_callbacks
 ):
     settings.STORAGE_PROVIDERS = ["local"]
-    video = services.create_video(owner=user, title="Clip", file=video_upload(size=4321))
+    upload = video_upload(size=4321)
+    video = services.create_video(owner=user, title="Clip", file=upload)
     old_name = video.file.name
     settings.STORAGE_PROVIDERS = ["s3", "local"]
 
@@ -158,7 +249,7 @@ def test_move_copies_checks_switches_and_then_removes_the_old_file(
     assert video.storage_provider == "s3"
     assert video.file.name == "s3:" + old_name.removeprefix("local:")  # the key stays
     body = s3_inprocess.get_object(Bucket=BUCKET, Key="stremora/" + old_name.removeprefix("local:"))["Body"].read()
-    assert body == video_upload(size=4321).read()
+    assert sha256(body) == sha256(upload.body)
     assert not on_disk(media_root, old_name)
     assert services.move_video(video, "s3") is False  # already there
 
