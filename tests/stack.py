@@ -214,3 +214,35 @@ def database_url():
 
     database = settings.DATABASES["default"]
     return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
+def site_environment(*, secret_key, media_root, providers="local", cloudinary=None, s3_url=None, s3_settings=None,
+                     bucket=None, **variables):
+    """The environment of a server process the suite starts: this run's database, no
+    dotenv file, DEBUG off, ``providers`` (with the Cloudinary test server and an S3
+    endpoint where they are named), and any further ``variables``."""
+    environment = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
+    environment.update(
+        STREMORA_ENV_FILE="",
+        SECRET_KEY=secret_key,
+        DEBUG="false",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=database_url(),
+        STORAGE_PROVIDERS=providers,
+        MEDIA_ROOT=str(media_root),
+    )
+    if cloudinary is not None:
+        environment.update(
+            CLOUDINARY_URL=cloudinary.cloudinary_url,
+            CLOUDINARY_UPLOAD_PREFIX=cloudinary.url,
+            CLOUDINARY_DELIVERY_PREFIX=cloudinary.url,
+        )
+    if s3_url is not None:
+        environment.update(
+            AWS_ACCESS_KEY_ID=s3_settings.AWS_ACCESS_KEY_ID,
+            AWS_SECRET_ACCESS_KEY=s3_settings.AWS_SECRET_ACCESS_KEY,
+            AWS_S3_BUCKET_NAME=bucket,
+            AWS_S3_ENDPOINT_URL=s3_url,
+        )
+    environment.update({name: str(value) for name, value in variables.items()})
+    return environment

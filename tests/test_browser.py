@@ -156,6 +156,15 @@ def test_an_admin_upload_over_the_small_body_limit_sends_its_csrf_token_first(
     assert Video.objects.get(title="From the browser").size_bytes == large.stat().st_size
 
 
+def test_the_upload_error_box_is_hidden_until_an_upload_fails(browser, site, transactional_db, staff_user):
+    sign_in(browser, site, staff_user)
+    browser.get(site + "/admin/videos/video/add/")
+
+    WebDriverWait(browser, 20).until(lambda _: browser.find_elements(By.ID, "id_title"))
+    assert not browser.find_element(By.ID, "upload-error").is_displayed()
+    assert not browser.find_element(By.ID, "upload-progress").is_displayed()
+
+
 def test_a_failed_admin_upload_says_so_and_saves_nothing(
     browser, site, settings, transactional_db, staff_user, tmp_path
 ):

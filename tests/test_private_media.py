@@ -1,7 +1,6 @@
 """Local-disk files of unpublished videos: only through signed URLs that expire."""
 
 import html
-import os
 import re
 import secrets
 import socket
@@ -207,19 +206,10 @@ def test_a_file_name_too_long_for_the_disk_is_a_404(client, media_root, signed):
 
 @pytest.mark.django_db(transaction=True)
 def test_gunicorn_answers_a_null_byte_or_an_overlong_name_with_a_4xx(user, media_root):
-    from tests.stack import GunicornServer, database_url
+    from tests.stack import GunicornServer, site_environment
 
     video = make_video(user, is_published=True)
-    environment = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
-    environment.update(
-        STREMORA_ENV_FILE="",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        DEBUG="false",
-        ALLOWED_HOSTS="127.0.0.1",
-        DATABASE_URL=database_url(),
-        STORAGE_PROVIDERS="local",
-        MEDIA_ROOT=str(media_root),
-    )
+    environment = site_environment(secret_key=secrets.token_urlsafe(50), media_root=media_root)
     with GunicornServer(environment, workers=1) as site:
 
         def status_of(path):

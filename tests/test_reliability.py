@@ -10,7 +10,6 @@ runs the long version: more clients, ten minutes.
 """
 
 import json
-import os
 import random
 import secrets
 import socket
@@ -34,7 +33,7 @@ from rest_framework.authtoken.models import Token
 from storage_backends import providers
 from tests.factories import MP4_HEADER, sha256
 from tests.fault_proxy import FaultProxy
-from tests.stack import GunicornServer, RedisServer, database_url
+from tests.stack import GunicornServer, RedisServer, site_environment
 from videos.models import PendingDeletion, Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,27 +56,19 @@ def stack(settings, cloudinary_server, s3_server, media_root):
     media_root.mkdir(parents=True, exist_ok=True)
     settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
     with RedisServer() as redis_server, FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
-        environment = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
-        environment.update(
-            STREMORA_ENV_FILE="",
-            SECRET_KEY=secrets.token_urlsafe(50),
-            DEBUG="false",
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            DATABASE_URL=database_url(),
+        environment = site_environment(
+            secret_key=secrets.token_urlsafe(50),
+            media_root=media_root,
+            providers="cloudinary,s3,local",
+            cloudinary=cloudinary_server,
+            s3_url=s3_proxy.url,
+            s3_settings=settings,
+            bucket=BUCKET,
             CACHE_URL=redis_server.url,
-            STORAGE_PROVIDERS="cloudinary,s3,local",
-            CLOUDINARY_URL=cloudinary_server.cloudinary_url,
-            CLOUDINARY_UPLOAD_PREFIX=cloudinary_server.url,
-            CLOUDINARY_DELIVERY_PREFIX=cloudinary_server.url,
-            AWS_ACCESS_KEY_ID=settings.AWS_ACCESS_KEY_ID,
-            AWS_SECRET_ACCESS_KEY=settings.AWS_SECRET_ACCESS_KEY,
-            AWS_S3_BUCKET_NAME=BUCKET,
-            AWS_S3_ENDPOINT_URL=s3_proxy.url,
-            MEDIA_ROOT=str(media_root),
-            STORAGE_TIMEOUT=str(STORAGE_TIMEOUT),
-            STORAGE_BREAKER_FAILURES=str(BREAKER_FAILURES),
-            STORAGE_BREAKER_COOLDOWN=str(BREAKER_COOLDOWN),
-            MAX_UPLOAD_MB="5",
+            STORAGE_TIMEOUT=STORAGE_TIMEOUT,
+            STORAGE_BREAKER_FAILURES=BREAKER_FAILURES,
+            STORAGE_BREAKER_COOLDOWN=BREAKER_COOLDOWN,
+            MAX_UPLOAD_MB=5,
         )
         with GunicornServer(environment, workers=WORKERS) as site:
             yield Stack(site, redis_server, s3_proxy, cloudinary_server, s3_server, media_root)

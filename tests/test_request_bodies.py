@@ -19,7 +19,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from tests.factories import MP4_HEADER
-from tests.stack import GunicornServer, database_url, wait_until
+from tests.stack import GunicornServer, site_environment, wait_until
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,26 +61,18 @@ def server(settings, cloudinary_server, s3_server, media_root, tmp_path):
     temp_dir = tmp_path / "server-tmp"
     temp_dir.mkdir()
     settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
-    environment = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
-    environment.update(
-        TMPDIR=str(temp_dir),
-        STREMORA_ENV_FILE="",
-        SECRET_KEY=settings.SECRET_KEY,  # the test signs the sessions it hands to the server
-        DEBUG="false",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=database_url(),
-        STORAGE_PROVIDERS="cloudinary,s3,local",
-        CLOUDINARY_URL=cloudinary_server.cloudinary_url,
-        CLOUDINARY_UPLOAD_PREFIX=cloudinary_server.url,
-        CLOUDINARY_DELIVERY_PREFIX=cloudinary_server.url,
-        AWS_ACCESS_KEY_ID=settings.AWS_ACCESS_KEY_ID,
-        AWS_SECRET_ACCESS_KEY=settings.AWS_SECRET_ACCESS_KEY,
-        AWS_S3_BUCKET_NAME=BUCKET,
-        AWS_S3_ENDPOINT_URL=s3_server.url,
-        MEDIA_ROOT=str(media_root),
-        STORAGE_TIMEOUT="5",
-        REQUEST_BODY_TIMEOUT=str(BODY_TIMEOUT),
-        REQUEST_BODY_MIN_RATE_KB=str(MIN_RATE_KB),
+    environment = site_environment(
+        secret_key=settings.SECRET_KEY,  # the test signs the sessions it hands to the server
+        media_root=media_root,
+        providers="cloudinary,s3,local",
+        cloudinary=cloudinary_server,
+        s3_url=s3_server.url,
+        s3_settings=settings,
+        bucket=BUCKET,
+        TMPDIR=temp_dir,
+        STORAGE_TIMEOUT=5,
+        REQUEST_BODY_TIMEOUT=BODY_TIMEOUT,
+        REQUEST_BODY_MIN_RATE_KB=MIN_RATE_KB,
     )
     # --timeout far above every bound below: gunicorn killing a stuck worker must not be what frees it.
     with GunicornServer(environment, workers=WORKERS, timeout=300) as site:
