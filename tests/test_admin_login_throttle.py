@@ -104,6 +104,8 @@ def test_a_good_login_under_the_limit_signs_in(staff_user):
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
     assert signed_in_as(client, staff_user)
+    # That was the tenth attempt from the address: a right password counts too.
+    assert_throttled(log_in("editor", "203.0.113.30", password="pw-editor-1"))
 
 
 def test_a_cache_outage_leaves_the_login_working_unthrottled(staff_user, caplog):
@@ -124,3 +126,29 @@ def test_a_cache_outage_leaves_the_login_working_unthrottled(staff_user, caplog)
     assert right.status_code == 302
     assert signed_in_as(client, staff_user)
     assert "Rate limit cache unreachable (ConnectionError); request not throttled" in caplog.text
+
+
+def test_behind_one_proxy_the_address_it_saw_counts(staff_user, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+    def from_client(address, forged):
+        # The client forged the first entry; the proxy appended the address it saw.
+        form = {"username": forged, "password": "wrong", "next": "/admin/"}
+        return Client().post(LOGIN_URL, form, HTTP_X_FORWARDED_FOR=f"{forged}, {address}").status_code
+
+    statuses = [from_client("203.0.113.60", forged=f"10.0.0.{number}") for number in range(11)]
+
+    assert statuses == [200] * 10 + [429]
+    assert from_client("203.0.113.61", forged="10.0.0.1") == 200
+
+
+def test_a_count_raced_past_the_limit_still_says_when_to_retry(staff_user):
+    """Concurrent requests can each read the count before the others write it, leaving
+    more entries than the limit; DRF then has no estimate of the wait."""
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    now = timezone.now().timestamp()
+    cache.set("throttle_login_address_203.0.113.70", [now] * 12, 60)
+
+    assert_throttled(log_in("editor", "203.0.113.70"))
