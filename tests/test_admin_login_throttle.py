@@ -60,9 +60,10 @@ def test_one_username_from_many_addresses_is_throttled(staff_user, hashed):
 
     assert statuses == [200] * 10
     assert_throttled(refused)
-    # Every way of writing the name is the same account: another case, or the fullwidth
-    # letters the login form turns back into "editor" (NFKC).
+    # Every way of writing the name is the same account: another case, spaces around it
+    # (the login form strips them), or fullwidth letters (the form's NFKC makes "editor").
     assert_throttled(log_in("EDITOR", "198.51.100.98"))
+    assert_throttled(log_in(" editor\t", "198.51.100.95"))
     assert_throttled(log_in("ｅｄｉｔｏｒ", "198.51.100.97"))
     assert hashed() == 10
     assert log_in("other-name", "198.51.100.96").status_code == 200

@@ -201,6 +201,7 @@ def test_one_username_from_many_addresses_is_throttled(api, user, authentication
     assert refused.status_code == 429
     assert 0 < int(refused["Retry-After"]) <= 60
     assert log_in(api, "VIEWER", "198.51.100.98").status_code == 429  # the same name, other case
+    assert log_in(api, " viewer ", "198.51.100.96").status_code == 429  # the serializer strips spaces
     assert len(authentications) == 10
     assert log_in(api, "other-name", "198.51.100.97").status_code == 400
 

@@ -59,7 +59,7 @@ class LoginUsernameThrottle(CacheFailureTolerant, SimpleRateThrottle):
     def get_cache_key(self, request, view):
         if self.username is None:
             return None  # nothing to count: no password is hashed without a username
-        # The admin's form signs in as the NFKC form of what was typed, so all the ways of
+        # The admin's form signs in as the NFKC form of what was typed: all the ways of
         # writing one name count as one. Hashed: a username may hold any character, of any
         # length, in a cache key.
         name = unicodedata.normalize("NFKC", self.username).casefold()
@@ -69,10 +69,11 @@ class LoginUsernameThrottle(CacheFailureTolerant, SimpleRateThrottle):
 
 def submitted_username(request):
     """The username a sign-in names, or None: from the API's parsed body (JSON or form),
-    or from the admin's login form."""
+    or from the admin's login form. Stripped of surrounding whitespace, as both the token
+    serializer and the login form take it."""
     data = request.data if isinstance(request, Request) else request.POST
     username = data.get("username") if hasattr(data, "get") else None
-    return username if isinstance(username, str) and username else None
+    return username.strip() or None if isinstance(username, str) else None
 
 
 # The address first: a request refused for its address costs no password hash, and its
