@@ -73,7 +73,9 @@ def submitted_username(request):
     serializer and the login form take it."""
     data = request.data if isinstance(request, Request) else request.POST
     username = data.get("username") if hasattr(data, "get") else None
-    return username.strip() or None if isinstance(username, str) else None
+    if not isinstance(username, str):
+        return None
+    return username.strip() or None
 
 
 # The address first: a request refused for its address costs no password hash, and its
