@@ -31,7 +31,7 @@ DEBUG = CONFIG.debug
 ALLOWED_HOSTS = CONFIG.allowed_hosts
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "stremora.admin_site.StremoraAdminConfig",  # django.contrib.admin, login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -178,7 +178,8 @@ REST_FRAMEWORK = {
         "videos.api.throttling.AnonThrottle",
         "videos.api.throttling.UserThrottle",
     ],
-    # login_*: POST /api/auth/token/, per client address and per username.
+    # login_*: POST /api/auth/token/ and the admin's login, together, per client address
+    # and per username.
     "DEFAULT_THROTTLE_RATES": {
         "anon": "120/minute",
         "user": "600/minute",

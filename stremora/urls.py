@@ -3,10 +3,6 @@ from django.urls import include, path
 
 from videos import views as video_views
 
-admin.site.site_header = "Stremora administration"
-admin.site.site_title = "Stremora"
-admin.site.index_title = "Videos and storage"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("videos.api.urls")),

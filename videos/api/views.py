@@ -12,7 +12,7 @@ from videos import services
 from videos.api.filters import VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
 from videos.api.serializers import HealthSerializer, VideoSerializer, VideoUpdateSerializer
-from videos.api.throttling import LoginAddressThrottle, LoginUsernameThrottle
+from videos.api.throttling import LOGIN_THROTTLES, first_refusal, retry_after
 from videos.models import Video
 
 
@@ -44,15 +44,14 @@ class VideoViewSet(viewsets.ModelViewSet):
 class TokenView(ObtainAuthToken):
     """A token for a username and password, throttled per client address and per username."""
 
-    # The address first: a refused address costs no body parsing and no password hash.
-    throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
+    # The same counters as the admin's login (stremora/admin_site.py).
+    throttle_classes = LOGIN_THROTTLES
 
     def check_throttles(self, request):
-        # Unlike DRF's own, stop at the first refusal, so that a refused request neither
-        # reads the body for its username nor counts against that username.
-        for throttle in self.get_throttles():
-            if not throttle.allow_request(request, self):
-                self.throttled(request, throttle.wait())
+        # A request refused for its address does not even parse its body.
+        refusal = first_refusal(self.get_throttles(), request, self)
+        if refusal is not None:
+            self.throttled(request, retry_after(refusal))
 
 
 def provider_health():
