@@ -2,6 +2,8 @@
 
 from django.core.cache.backends.locmem import LocMemCache
 
+from tests.s3_server import free_port
+
 
 class RecountFailingCache(LocMemCache):
     """A cache that has lost the failure count (``incr`` finds no key) and then fails."""
@@ -11,3 +13,14 @@ class RecountFailingCache(LocMemCache):
 
     def set(self, *args, **kwargs):
         raise ConnectionError("the cache went away")
+
+
+def unreachable_redis_caches():
+    """A CACHES setting whose default cache is a Redis address nothing listens on."""
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }

@@ -5,8 +5,8 @@ hashed; a cache outage leaves it working unthrottled."""
 import pytest
 from django.test import Client, override_settings
 
+from tests.caches import unreachable_redis_caches
 from tests.hashers import CountingPasswordHasher
-from tests.s3_server import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -110,14 +110,7 @@ def test_a_good_login_under_the_limit_signs_in(staff_user):
 
 
 def test_a_cache_outage_leaves_the_login_working_unthrottled(staff_user, caplog):
-    unreachable_redis = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-        }
-    }
-    with override_settings(CACHES=unreachable_redis):
+    with override_settings(CACHES=unreachable_redis_caches()):
         wrong = [log_in("editor", "203.0.113.40") for _ in range(11)]
         client = Client()
         right = log_in("editor", "203.0.113.40", password="pw-editor-1", client=client)

@@ -286,17 +286,10 @@ def test_anonymous_clients_are_throttled(api, monkeypatch):
 def test_a_cache_outage_costs_no_request(user, media_root):
     from django.test import override_settings
 
-    from tests.s3_server import free_port
+    from tests.caches import unreachable_redis_caches
 
     client = client_for(user)
-    unreachable_redis = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-        }
-    }
-    with override_settings(CACHES=unreachable_redis):
+    with override_settings(CACHES=unreachable_redis_caches()):
         assert client.get(LIST_URL).status_code == 200
         assert APIClient().get(LIST_URL).status_code == 200
         response = client.post(LIST_URL, {"title": "During the outage", "file": video_upload()})
