@@ -166,14 +166,19 @@ def csrf_refusal_from_headers(request):
     )
 
 
-def body_error_response(request, exc):
-    """The 4xx for an error met reading a body; what was spooled of it is removed."""
+def refuse_body(request, exc):
+    """``(status, message)`` of the 4xx for an error in ``BODY_ERRORS`` met reading a
+    body; what was spooled of the body is removed."""
     discard_partial_uploads(request)
     if isinstance(exc, UploadTooLarge):
-        return text_response(413, str(exc))
+        return 413, str(exc)
     if isinstance(exc, UnreadableBody):
-        return text_response(exc.status, str(exc))
-    return text_response(400, CONNECTION_LOST)
+        return exc.status, str(exc)
+    return 400, CONNECTION_LOST
+
+
+def body_error_response(request, exc):
+    return text_response(*refuse_body(request, exc))
 
 
 def discard_partial_uploads(request):

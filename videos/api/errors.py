@@ -1,14 +1,12 @@
 """API errors beyond DRF's own: storage unavailable, an oversized, slow or cut-off upload."""
 
 from django.conf import settings
-from django.http import UnreadablePostError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from storage_backends.errors import StorageUnavailable
-from videos.body_pacing import UnreadableBody
-from videos.upload_limits import BODY_ERRORS, CONNECTION_LOST, UploadTooLarge, discard_partial_uploads
+from videos.upload_limits import BODY_ERRORS, refuse_body
 
 
 class ProviderUnavailable(APIException):
@@ -39,13 +37,8 @@ class BodyNotRead(APIException):
 
 def exception_handler(exc, context):
     if isinstance(exc, BODY_ERRORS):
-        discard_partial_uploads(context["request"])
-    if isinstance(exc, UploadTooLarge):
-        exc = FileTooLarge(str(exc))
-    elif isinstance(exc, UnreadableBody):
-        exc = BodyNotRead(str(exc), exc.status)
-    elif isinstance(exc, UnreadablePostError):
-        exc = BodyNotRead(CONNECTION_LOST, status.HTTP_400_BAD_REQUEST)
+        status_code, message = refuse_body(context["request"], exc)
+        exc = FileTooLarge(message) if status_code == 413 else BodyNotRead(message, status_code)
     if isinstance(exc, StorageUnavailable):
         # The providers' reasons go to the log (the chain logged them); the client
         # learns only that storage is down and when to try again.
