@@ -33,6 +33,7 @@ from django.utils.deconstruct import deconstructible
 from storage_backends.errors import ProviderAnswerError
 from storage_backends.inventory import StoredFile
 from storage_backends.names import UniqueNamesMixin, unique_name
+from storage_backends.registry import ProviderSpec
 
 VIDEO_EXTENSIONS = {"mp4", "m4v", "mov", "webm", "mkv", "avi", "mpeg", "mpg", "ogv", "3gp", "flv", "wmv"}
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "avif", "heic"}
@@ -338,3 +339,35 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
     def check(self):
         """One Admin API ping: the API answers and accepts the key and secret."""
         cloudinary_api.ping(**self._account())
+
+
+def _from_settings():
+    from django.conf import settings
+
+    return CloudinaryStorage(
+        cloud_name=settings.CLOUDINARY_CLOUD_NAME,
+        api_key=settings.CLOUDINARY_API_KEY,
+        api_secret=settings.CLOUDINARY_API_SECRET,
+        upload_prefix=settings.CLOUDINARY_UPLOAD_PREFIX,
+        delivery_prefix=settings.CLOUDINARY_DELIVERY_PREFIX,
+        timeout=settings.STORAGE_TIMEOUT,
+    )
+
+
+PROVIDER = ProviderSpec(
+    name="cloudinary",
+    label="Cloudinary",
+    build=_from_settings,
+    required_settings={"CLOUDINARY_URL": ("CLOUDINARY_CLOUD_NAME", "CLOUDINARY_API_KEY", "CLOUDINARY_API_SECRET")},
+    built_from=frozenset(
+        {
+            "CLOUDINARY_CLOUD_NAME",
+            "CLOUDINARY_API_KEY",
+            "CLOUDINARY_API_SECRET",
+            "CLOUDINARY_UPLOAD_PREFIX",
+            "CLOUDINARY_DELIVERY_PREFIX",
+            "STORAGE_TIMEOUT",
+        }
+    ),
+    secret_settings=("CLOUDINARY_API_KEY", "CLOUDINARY_API_SECRET"),
+)

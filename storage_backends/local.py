@@ -22,6 +22,7 @@ from django.utils.deconstruct import deconstructible
 
 from storage_backends.inventory import StoredFile
 from storage_backends.names import UniqueNamesMixin
+from storage_backends.registry import ProviderSpec
 
 
 SIGNED_URL_SALT = "storage_backends.local.signed-url"
@@ -97,3 +98,7 @@ def _signer():
 
 def _signed_value(name, expires):
     return f"{expires}/{name}"
+
+
+# The local provider reads MEDIA_ROOT and MEDIA_URL itself, as FileSystemStorage does.
+PROVIDER = ProviderSpec(name="local", label="Local disk", build=LocalStorage)

@@ -13,7 +13,8 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.utils import validate_file_name
 from django.utils.crypto import get_random_string
 
-PROVIDER_NAMES = ("cloudinary", "s3", "local")
+from storage_backends.registry import PROVIDER_NAMES
+
 LEGACY_PROVIDER = "cloudinary"
 PREFIX_SEPARATOR = ":"
 LONGEST_PREFIX = max(len(name) for name in PROVIDER_NAMES) + len(PREFIX_SEPARATOR)

@@ -18,8 +18,8 @@ from storages.backends.s3 import S3Storage as DjangoStoragesS3Storage
 from storages.utils import clean_name
 
 from storage_backends.inventory import StoredFile
-
 from storage_backends.names import UniqueNamesMixin
+from storage_backends.registry import ProviderSpec
 from storage_backends.s3_attempts import bound_by_save_attempts, leftover_uploads, save_attempt
 
 # Reading a stored object (open()) spills to a temporary file past this size, instead
@@ -123,3 +123,41 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
         etag = self.connection.meta.client.head_object(Bucket=self.bucket_name, Key=self._normalize_name(clean_name(name)))["ETag"]
         etag = etag.strip('"')
         return None if "-" in etag else etag
+
+
+def _from_settings():
+    from django.conf import settings
+
+    return S3Storage(
+        access_key=settings.AWS_ACCESS_KEY_ID,
+        secret_key=settings.AWS_SECRET_ACCESS_KEY,
+        bucket_name=settings.AWS_S3_BUCKET_NAME,
+        region_name=settings.AWS_REGION,
+        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
+        url_expiry=settings.AWS_S3_URL_EXPIRY,
+        timeout=settings.STORAGE_TIMEOUT,
+    )
+
+
+PROVIDER = ProviderSpec(
+    name="s3",
+    label="Amazon S3",
+    build=_from_settings,
+    required_settings={
+        "AWS_ACCESS_KEY_ID": ("AWS_ACCESS_KEY_ID",),
+        "AWS_SECRET_ACCESS_KEY": ("AWS_SECRET_ACCESS_KEY",),
+        "AWS_S3_BUCKET_NAME": ("AWS_S3_BUCKET_NAME",),
+    },
+    built_from=frozenset(
+        {
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_S3_BUCKET_NAME",
+            "AWS_REGION",
+            "AWS_S3_ENDPOINT_URL",
+            "AWS_S3_URL_EXPIRY",
+            "STORAGE_TIMEOUT",
+        }
+    ),
+    secret_settings=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+)

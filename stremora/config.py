@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-PROVIDER_NAMES = ("cloudinary", "s3", "local")
+from storage_backends.registry import PROVIDER_NAMES
 
 DEFAULT_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
 DEFAULT_CACHE_URL = "locmem://"
