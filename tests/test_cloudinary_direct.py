@@ -177,13 +177,16 @@ def test_a_resumed_upload_sends_every_chunk_again_under_the_same_id(direct, clou
 def test_the_signature_refuses_a_changed_or_added_field(direct, cloudinary_server, change):
     body = video_bytes(1000)
     target = direct.start(KEY, len(body), "video/mp4", expires_at=expiry()).target
-    target["fields"].update(change)
+    changed = {**target, "fields": {**target["fields"], **change}}
 
-    answer = post_chunk(target, body, 0, len(body) - 1)
+    answer = post_chunk(changed, body, 0, len(body) - 1)
 
     assert answer.status_code == 401
     assert answer.json()["error"]["message"].startswith("Invalid Signature")
     assert cloudinary_server.resources() == {}
+    # The fields as signed are taken.
+    assert post_chunk(target, body, 0, len(body) - 1).status_code == 200
+    assert list(cloudinary_server.resources()) == [("video", PUBLIC_ID)]
 
 
 def test_a_stale_signature_is_refused_and_a_fresh_target_carries_on(direct, cloudinary_server, monkeypatch):
