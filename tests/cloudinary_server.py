@@ -352,6 +352,9 @@ class CloudinaryTestServer:
         return self._finish(resource_type, public_id, file_format, filename, partial, overwrite)
 
     def _finish(self, resource_type, public_id, file_format, filename, data_or_path, overwrite):
+        if file_format is None and resource_type == "video":
+            # A chunk posted as a bare blob names no extension: Cloudinary tells by the content.
+            file_format = _video_format_of(data_or_path)
         with self._lock:
             existing = self._resources.get((resource_type, public_id))
             if existing and not overwrite:
@@ -412,6 +415,19 @@ class CloudinaryTestServer:
 
 def _error(message):
     return {"error": {"message": message}}
+
+
+def _video_format_of(data_or_path):
+    if isinstance(data_or_path, Path):
+        with open(data_or_path, "rb") as handle:
+            head = handle.read(12)
+    else:
+        head = data_or_path[:12]
+    if head[4:8] == b"ftyp":
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    return None
 
 
 def _md5_of(path):

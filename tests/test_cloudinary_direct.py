@@ -319,3 +319,13 @@ def test_a_unique_id_stays_with_the_file_it_started(storage, direct, cloudinary_
 
     assert answer.status_code == 400
     assert cloudinary_server.resources() == {}
+
+
+def test_chunks_posted_as_a_bare_blob_make_a_video_of_the_format_its_bytes_show(storage, direct, cloudinary_server):
+    body = video_bytes(2 * CHUNK_SIZE)
+    target = direct.start(KEY, len(body), "video/mp4", expires_at=expiry()).target
+
+    answers = [post_chunk(target, body, first, last, filename="blob") for first, last in chunk_ranges(len(body), CHUNK_SIZE)]
+
+    assert answers[-1].json()["format"] == "mp4"
+    assert [stored.key for stored in storage.iter_files()] == [KEY]
