@@ -1,5 +1,6 @@
 """Direct uploads to Cloudinary: the server signs, a plain HTTP client posts the chunks to
-the Cloudinary test server, the server looks the resource up itself."""
+the Cloudinary test server, the server looks the resource up itself; then the same
+through the API."""
 
 import time
 import types
@@ -7,12 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
-from storage_backends import providers
+from storage_backends import cloudinary_direct, providers
 from storage_backends.cloudinary import CloudinaryStorage
 from storage_backends.cloudinary_direct import CloudinaryDirectUploads
 from storage_backends.direct import DirectUploadRefused
 from tests.factories import sha256, video_bytes
+from videos.models import Video
 
 CHUNK_SIZE = 64 * 1024
 KEY = "videos/2026/11/clip_k2P9xQa.mp4"
@@ -190,8 +194,6 @@ def test_the_signature_refuses_a_changed_or_added_field(direct, cloudinary_serve
 
 
 def test_a_stale_signature_is_refused_and_a_fresh_target_carries_on(direct, cloudinary_server, monkeypatch):
-    import storage_backends.cloudinary_direct as cloudinary_direct
-
     body = video_bytes(3 * CHUNK_SIZE)
     ranges = chunk_ranges(len(body), CHUNK_SIZE)
     monkeypatch.setattr(cloudinary_direct, "time", signed_at(time.time() - 3500))
@@ -329,3 +331,68 @@ def test_chunks_posted_as_a_bare_blob_make_a_video_of_the_format_its_bytes_show(
 
     assert answers[-1].json()["format"] == "mp4"
     assert [stored.key for stored in storage.iter_files()] == [KEY]
+
+
+@pytest.fixture
+def api(cloudinary_server, user, settings, media_root):
+    settings.STORAGE_PROVIDERS = ["cloudinary", "local"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+@pytest.mark.django_db
+def test_a_direct_upload_through_the_api_lands_on_cloudinary(api, cloudinary_server, user):
+    body = video_bytes(20_000_000 + 4096)  # two chunks of the target's 20 MB
+
+    started = api.post(
+        "/api/uploads/", {"filename": "clip.mp4", "size": len(body), "content_type": "video/mp4"}, format="json"
+    )
+    assert started.status_code == 201, started.content
+    upload = started.json()
+    assert upload["provider"] == "cloudinary"
+    target = upload["target"]
+    assert target["method"] == "cloudinary-chunked"
+    assert api.get(f"/api/uploads/{upload['id']}/").json()["received_bytes"] is None
+    answers = post_all(target, body)
+    assert [answer.status_code for answer in answers] == [200, 200]
+    public_id = answers[-1].json()["public_id"]
+    assert api.get(f"/api/uploads/{upload['id']}/").json()["received_bytes"] == len(body)
+
+    completed = api.post(
+        f"/api/uploads/{upload['id']}/complete/",
+        {"title": "Straight to Cloudinary", "public_id": public_id},
+        format="json",
+    )
+
+    assert completed.status_code == 201, completed.content
+    video = Video.objects.get(pk=completed.json()["id"])
+    assert video.storage_provider == "cloudinary"
+    assert video.owner == user
+    assert video.duration_seconds == cloudinary_server.video_duration
+    assert video.file.name.startswith("cloudinary:videos/") and video.file.name.endswith(".mp4")
+    assert sha256(cloudinary_server.content(public_id)) == sha256(body)
+    assert public_id == "stremora/" + video.file.name.removeprefix("cloudinary:").removesuffix(".mp4")
+
+
+@pytest.mark.django_db
+def test_completing_with_another_public_id_is_refused_through_the_api(api, cloudinary_server):
+    body = video_bytes(4096)
+    upload = api.post(
+        "/api/uploads/", {"filename": "clip.mp4", "size": len(body), "content_type": "video/mp4"}, format="json"
+    ).json()
+    public_id = post_all(upload["target"], body)[-1].json()["public_id"]
+
+    refused = api.post(
+        f"/api/uploads/{upload['id']}/complete/",
+        {"title": "Not mine", "public_id": "stremora/videos/someone_elses"},
+        format="json",
+    )
+
+    assert refused.status_code == 400
+    assert "another file" in str(refused.json())
+    assert not Video.objects.exists()
+    completed = api.post(
+        f"/api/uploads/{upload['id']}/complete/", {"title": "Mine", "public_id": public_id}, format="json"
+    )
+    assert completed.status_code == 201, completed.content
