@@ -11,6 +11,7 @@ A client that vanishes leaves its parts on S3 until the upload is aborted: by
 ``abort``, or by the bucket's lifecycle rule (docs/s3.md).
 """
 
+import re
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -31,6 +32,9 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 60 * 60
 # Part numbers a refusal names before it says how many more there are.
 NUMBERS_SHOWN = 10
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
+# The declared type is the client's word: S3 serves the object with it, so only a video
+# type is kept (a "text/html" object would render in browsers from the bucket's origin).
+VIDEO_CONTENT_TYPE = re.compile(r"video/[A-Za-z0-9][A-Za-z0-9.+-]{0,100}")
 
 
 def part_size_for(size):
@@ -86,7 +90,7 @@ class S3DirectUploads(DirectUploads):
             raise DirectUploadRefused("The size of an upload must be a positive number of bytes.")
         object_key = self._object_key(key)
         parameters = {"Bucket": self.storage.bucket_name, "Key": object_key}
-        if content_type:
+        if isinstance(content_type, str) and VIDEO_CONTENT_TYPE.fullmatch(content_type):
             parameters["ContentType"] = content_type
         with self._bounded(object_key):
             upload_id = self._client.create_multipart_upload(**parameters)["UploadId"]

@@ -111,6 +111,17 @@ def test_a_direct_upload_stores_the_clients_bytes_under_the_project_prefix(uploa
     assert s3_server.multipart_uploads(BUCKET) == []
 
 
+@pytest.mark.parametrize("declared", ["text/html", "image/svg+xml", "video/mp4; charset=utf-8", "", None])
+def test_a_declared_type_other_than_a_video_type_is_not_served_by_s3(uploads, s3_server, declared):
+    content = video_bytes(1024)
+    started = uploads.start(KEY, len(content), declared, expires_at=expiring_in(hours=1))
+    uploads.finish(KEY, started.state, {"parts": put_parts(started.target["parts"], content, started.state)})
+
+    served = requests.get(uploads.probe_source(KEY), timeout=10).headers["Content-Type"]
+
+    assert served == "binary/octet-stream"  # S3's own default
+
+
 def test_the_target_signs_the_first_16_parts_and_the_client_asks_for_the_rest(uploads):
     size = 200 * MIB  # 25 parts of 8 MiB
     expires_at = expiring_in(hours=1)
