@@ -394,3 +394,45 @@ def test_a_call_to_an_s3_that_does_not_answer_fails_within_the_timeout(hanging_u
     elapsed = time.monotonic() - started
 
     assert elapsed < attempt_bound(uploads.storage.timeout)
+
+
+def test_an_upload_through_the_api_goes_straight_to_s3_and_becomes_a_video(s3_server, settings, user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    content = video_bytes(SIZE)
+
+    started = api.post(
+        "/api/uploads/", {"filename": "clip.mp4", "size": SIZE, "content_type": "video/mp4"}, format="json"
+    )
+    assert started.status_code == 201, started.content
+    upload = started.json()
+    assert upload["provider"] == "s3"
+    target = upload["target"]
+    assert target["method"] == "s3-multipart" and (target["part_size"], target["part_count"]) == (8 * MIB, 3)
+    state = {"part_size": target["part_size"]}
+    report = put_parts([target["parts"][0], target["parts"][2]], content, state)
+    resumed = api.get(f"/api/uploads/{upload['id']}/").json()
+    assert resumed["received_bytes"] == 9 * MIB and [part["number"] for part in resumed["parts"]] == [1, 3]
+    signed = api.post(f"/api/uploads/{upload['id']}/parts/", {"numbers": [2]}, format="json")
+    assert signed.status_code == 200, signed.content
+    report[1:1] = put_parts(signed.json()["parts"], content, state)
+
+    completed = api.post(
+        f"/api/uploads/{upload['id']}/complete/", {"title": "Straight to S3", "parts": report}, format="json"
+    )
+
+    assert completed.status_code == 201, completed.content
+    video = Video.objects.get(pk=completed.json()["id"])
+    assert video.storage_provider == "s3" and video.size_bytes == SIZE
+    assert video.file.name.startswith("s3:videos/") and video.file.name.endswith(".mp4")
+    object_key = "stremora/" + video.file.name.removeprefix("s3:")
+    assert s3_server.keys(BUCKET) == [object_key]
+    assert sha256(stored_bytes(s3_server, object_key)) == sha256(content)
+    assert s3_server.multipart_uploads(BUCKET) == []
+    assert api.get(f"/api/uploads/{upload['id']}/").json()["video"] == video.pk
