@@ -436,3 +436,32 @@ def test_an_upload_through_the_api_goes_straight_to_s3_and_becomes_a_video(s3_se
     assert sha256(stored_bytes(s3_server, object_key)) == sha256(content)
     assert s3_server.multipart_uploads(BUCKET) == []
     assert api.get(f"/api/uploads/{upload['id']}/").json()["video"] == video.pk
+
+
+def test_a_video_uploaded_straight_to_s3_gets_its_duration_and_poster_through_its_url(
+    s3_server, settings, user, tmp_path
+):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from tests.factories import real_video
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    content = real_video(tmp_path, seconds=2).read_bytes()
+    upload = api.post(
+        "/api/uploads/", {"filename": "clip.mp4", "size": len(content), "content_type": "video/mp4"}, format="json"
+    ).json()
+    report = put_parts(upload["target"]["parts"], content, {"part_size": upload["target"]["part_size"]})
+
+    completed = api.post(
+        f"/api/uploads/{upload['id']}/complete/", {"title": "Probed", "parts": report}, format="json"
+    )
+
+    assert completed.status_code == 201, completed.content
+    video = Video.objects.get(pk=completed.json()["id"])
+    assert video.storage_provider == "s3"
+    assert video.duration_seconds == pytest.approx(2, abs=0.5)
+    assert video.thumbnail
