@@ -264,6 +264,8 @@ class S3DirectUploads(DirectUploads):
         for number, _ in reported:
             size = held[number][0]
             if number < part_count and size != part_size:
-                raise DirectUploadRefused(f"Part {number} is {size} bytes; every part but the last is {part_size} bytes.")
+                raise DirectUploadRefused(
+                    f"Part {number} is {size} bytes; every part but the last is {part_size} bytes."
+                )
             if number == part_count and not 0 < size <= part_size:
                 raise DirectUploadRefused(f"The last part, {number}, is {size} bytes; it is 1 to {part_size} bytes.")

@@ -266,9 +266,10 @@ def test_a_last_part_larger_than_the_part_size_is_refused(uploads, s3_server):
     content = video_bytes(size + 8 * MIB)
     started = uploads.start(KEY, size, "video/mp4", expires_at=expiring_in(hours=1))
 
-    report = put_parts(
-        started.target["parts"], content, started.state, body_of=lambda c, s, n: c[: 8 * MIB] if n == 1 else c[8 * MIB :]
-    )
+    def whole_rest_as_last_part(content, state, number):
+        return content[: 8 * MIB] if number == 1 else content[8 * MIB :]
+
+    report = put_parts(started.target["parts"], content, started.state, body_of=whole_rest_as_last_part)
 
     with pytest.raises(DirectUploadRefused, match="The last part, 2, is 9437184 bytes"):
         uploads.finish(KEY, started.state, {"parts": report})
