@@ -12,7 +12,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.factories import real_video, sha256, uploaded
+from tests.factories import real_video, sha256, uploaded, video_upload
 from videos import services
 
 WEBM = ("-c:v", "libvpx", "-b:v", "300k", "-c:a", "libvorbis")
@@ -156,9 +156,16 @@ def test_an_admin_upload_over_the_small_body_limit_sends_its_csrf_token_first(
     assert Video.objects.get(title="From the browser").size_bytes == large.stat().st_size
 
 
-def test_the_upload_error_box_is_hidden_until_an_upload_fails(browser, site, transactional_db, staff_user):
+@pytest.mark.parametrize("page", ["add", "change"])
+def test_the_upload_error_box_is_hidden_until_an_upload_fails(
+    browser, site, settings, transactional_db, staff_user, page
+):
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
     sign_in(browser, site, staff_user)
-    browser.get(site + "/admin/videos/video/add/")
+    browser.get(site + ("/admin/videos/video/add/" if page == "add" else f"/admin/videos/video/{video.pk}/change/"))
 
     WebDriverWait(browser, 20).until(lambda _: browser.find_elements(By.ID, "id_title"))
     assert not browser.find_element(By.ID, "upload-error").is_displayed()
