@@ -232,3 +232,20 @@ def test_moving_a_video_whose_file_is_gone_reports_it_and_moves_the_rest(
     assert shown[-1] == "Moved 1 video(s) to s3; 1 failed."
     assert Video.objects.get(pk=kept.pk).storage_provider == "s3"
     assert Video.objects.get(pk=gone.pk).storage_provider == "local"
+
+
+def test_the_upload_script_is_told_where_to_go_and_the_message_waits_for_that_page(
+    admin_client, staff_user, media_root
+):
+    response = admin_client.post(
+        reverse("admin:videos_video_add"),
+        {"title": "Sent by the script", "owner": staff_user.pk, "file": video_upload()},
+        headers={"X-Requested-With": "XMLHttpRequest"},
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"location": reverse("admin:videos_video_changelist")}
+    page = admin_client.get(response.json()["location"])
+    video = Video.objects.get(title="Sent by the script")
+    link = f'<a href="{reverse("admin:videos_video_change", args=[video.pk])}">{video}</a>'
+    assert [str(message) for message in page.context["messages"]] == [f"The video “{link}” was added successfully."]

@@ -127,6 +127,8 @@ def test_an_admin_upload_shows_progress_and_lands(browser, site, settings, trans
 
     WebDriverWait(browser, 30).until(lambda _: browser.current_url.endswith("/admin/videos/video/"))
     video = Video.objects.get(title="From the browser")
+    shown = [message.text for message in browser.find_elements(By.CSS_SELECTOR, ".messagelist li")]
+    assert shown == [f"The video “{video}” was added successfully."]
     assert video.storage_provider == "local" and video.size_bytes == clip.stat().st_size
     with video.file.open("rb") as stored:
         assert sha256(stored.read()) == sha256(clip.read_bytes())

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminFileWidget
 from django.db import models
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
@@ -168,7 +168,7 @@ class VideoAdmin(admin.ModelAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            response = super().changeform_view(request, object_id, form_url, extra_context)
         except StorageUnavailable as exc:
             self.message_user(
                 request,
@@ -176,7 +176,12 @@ class VideoAdmin(admin.ModelAdmin):
                 f"please try again in a minute. ({exc})",
                 messages.ERROR,
             )
-            return HttpResponseRedirect(request.get_full_path())
+            response = HttpResponseRedirect(request.get_full_path())
+        if request.headers.get("X-Requested-With") == "XMLHttpRequest" and response.status_code == 302:
+            # The upload script's XMLHttpRequest would follow the redirect itself, and the
+            # page it fetched would use up the messages meant for the page the editor sees.
+            return JsonResponse({"location": response["Location"]})
+        return response
 
     def save_model(self, request, obj, form, change):
         services.save_video(

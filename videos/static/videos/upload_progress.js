@@ -39,6 +39,9 @@
 
       var request = new XMLHttpRequest();
       request.open("POST", form.action || window.location.href);
+      // The server then answers a redirect with its address, which this page follows
+      // itself: following it inside the request would use up Django's messages.
+      request.setRequestHeader("X-Requested-With", "XMLHttpRequest");
       // The server checks a large upload's CSRF token from this header before it reads the body.
       var token = form.querySelector("input[name=csrfmiddlewaretoken]");
       if (token) {
@@ -57,9 +60,9 @@
       });
       request.addEventListener("load", function () {
         if (request.status >= 200 && request.status < 300) {
-          // Django answered with the next page (after its redirect) or the form with errors.
-          if (request.responseURL && request.responseURL !== window.location.href) {
-            window.location.assign(request.responseURL);
+          // Django answered with where to go next, or with the form and its errors.
+          if ((request.getResponseHeader("Content-Type") || "").indexOf("application/json") === 0) {
+            window.location.assign(JSON.parse(request.responseText).location);
           } else {
             document.open();
             document.write(request.responseText);
