@@ -249,3 +249,12 @@ def test_the_upload_script_is_told_where_to_go_and_the_message_waits_for_that_pa
     video = Video.objects.get(title="Sent by the script")
     link = f'<a href="{reverse("admin:videos_video_change", args=[video.pk])}">{video}</a>'
     assert [str(message) for message in page.context["messages"]] == [f"The video “{link}” was added successfully."]
+
+
+def test_the_add_form_shows_no_provider_or_size_before_a_file_is_stored(admin_client):
+    page = admin_client.get(reverse("admin:videos_video_add")).content.decode()
+
+    for field in ("storage_provider", "size_bytes", "size", "content_type", "duration_seconds", "duration"):
+        assert f"field-{field}" not in page
+    assert "Cloudinary" not in page
+    assert "field-file" in page and "field-title" in page

@@ -132,6 +132,15 @@ class VideoAdmin(admin.ModelAdmin):
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 
+    # Where the file goes, its size and its history are known once it is stored.
+    add_fieldsets = (
+        (None, {"fields": ("title", "description", "owner", "is_published")}),
+        ("Files", {"fields": ("file", "thumbnail")}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
+
     @admin.display(description="size", ordering="size_bytes")
     def size(self, video):
         return filesizeformat(video.size_bytes)
