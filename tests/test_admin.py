@@ -258,3 +258,34 @@ def test_the_add_form_shows_no_provider_or_size_before_a_file_is_stored(admin_cl
         assert f"field-{field}" not in page
     assert "Cloudinary" not in page
     assert "field-file" in page and "field-title" in page
+
+
+def shown_read_only(response):
+    """The change form's read-only rows as the editor reads them: ``{label: text}``."""
+    return {
+        field.label_tag(): str(field.contents())
+        for fieldset in response.context["adminform"]
+        for line in fieldset
+        for field in line
+        if field.is_readonly
+    }
+
+
+@pytest.mark.parametrize("seconds, duration", [(83.4, "1:23"), (3725.0, "1:02:05")])
+def test_the_change_form_names_size_and_duration_plainly(admin_client, staff_user, media_root, seconds, duration):
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
+    Video.objects.filter(pk=video.pk).update(size_bytes=5 * 1024 * 1024, duration_seconds=seconds)
+
+    shown = shown_read_only(admin_client.get(reverse("admin:videos_video_change", args=[video.pk])))
+
+    assert shown["<label>Size:</label>"] == "5.0\xa0MB"
+    assert shown["<label>Duration:</label>"] == duration
+    assert not any("bytes" in label or "seconds" in label for label in shown)
+
+
+def test_a_video_not_yet_measured_shows_no_duration(admin_client, staff_user, media_root):
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
+
+    shown = shown_read_only(admin_client.get(reverse("admin:videos_video_change", args=[video.pk])))
+
+    assert shown["<label>Duration:</label>"] == "-"

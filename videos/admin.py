@@ -116,9 +116,9 @@ class VideoAdmin(admin.ModelAdmin):
     readonly_fields = (
         "player",
         "storage_provider",
-        "size_bytes",
+        "size",
         "content_type",
-        "duration_seconds",
+        "duration",
         "created_at",
         "updated_at",
     )
@@ -127,7 +127,7 @@ class VideoAdmin(admin.ModelAdmin):
         ("Files", {"fields": ("player", "file", "thumbnail")}),
         (
             "Storage",
-            {"fields": ("storage_provider", "size_bytes", "content_type", "duration_seconds")},
+            {"fields": ("storage_provider", "size", "content_type", "duration")},
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
@@ -144,6 +144,14 @@ class VideoAdmin(admin.ModelAdmin):
     @admin.display(description="size", ordering="size_bytes")
     def size(self, video):
         return filesizeformat(video.size_bytes)
+
+    @admin.display(description="duration", ordering="duration_seconds")
+    def duration(self, video):
+        if video.duration_seconds is None:
+            return self.get_empty_value_display()
+        minutes, seconds = divmod(round(video.duration_seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
 
     @admin.display(description="storage provider", ordering="storage_provider")
     def provider_badge(self, video):
