@@ -189,8 +189,32 @@ def test_a_failed_admin_upload_says_so_and_saves_nothing(
 
     error = browser.find_element(By.ID, "upload-error")
     WebDriverWait(browser, 30).until(lambda _: error.is_displayed())
-    assert error.text == "The file is larger than the server accepts."
-    assert browser.find_element(By.CSS_SELECTOR, "#upload-progress progress").get_attribute("value") == "100"
+    assert error.text == "The file is larger than the limit of 1 MB. Nothing was sent."
+    assert browser.find_element(By.ID, "id_title").get_attribute("value") == "From the browser"
+    assert not Video.objects.exists()
+
+
+def test_an_upload_the_server_refuses_as_too_large_shows_the_servers_limit(
+    browser, site, settings, transactional_db, staff_user, tmp_path
+):
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    settings.MAX_UPLOAD_MB = 1
+    big = tmp_path / "big.webm"
+    big.write_bytes(real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes() + bytes(1_300_000))
+    sign_in(browser, site, staff_user)
+    browser.get(site + "/admin/videos/video/add/")
+    # As if the page were older than the server's limit: only the server can refuse the file.
+    browser.execute_script("document.getElementById('upload-progress').dataset.maxUploadMb = '100'")
+
+    browser.find_element(By.ID, "id_title").send_keys("From the browser")
+    browser.find_element(By.ID, "id_file").send_keys(str(big))
+    browser.find_element(By.NAME, "_save").click()
+
+    error = browser.find_element(By.ID, "upload-error")
+    WebDriverWait(browser, 30).until(lambda _: error.is_displayed())
+    assert error.text == "The upload is larger than the limit of 1 MB."
     assert not Video.objects.exists()
 
 

@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminFileWidget
 from django.db import models
@@ -184,6 +185,7 @@ class VideoAdmin(admin.ModelAdmin):
         return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {"max_upload_mb": settings.MAX_UPLOAD_MB, **(extra_context or {})}
         try:
             response = super().changeform_view(request, object_id, form_url, extra_context)
         except StorageUnavailable as exc:

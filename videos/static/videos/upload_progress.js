@@ -11,10 +11,12 @@
     document.getElementById("upload-progress").hidden = true;
   }
 
-  function hasFile(form) {
-    return Array.prototype.some.call(form.querySelectorAll("input[type=file]"), function (input) {
-      return input.files && input.files.length > 0;
+  function chosenFiles(form) {
+    var files = [];
+    Array.prototype.forEach.call(form.querySelectorAll("input[type=file]"), function (input) {
+      Array.prototype.push.apply(files, input.files || []);
     });
+    return files;
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -23,10 +25,16 @@
       return;
     }
     form.addEventListener("submit", function (event) {
-      if (!hasFile(form)) {
+      var files = chosenFiles(form);
+      if (files.length === 0) {
         return;
       }
       event.preventDefault();
+      var limitMB = Number(document.getElementById("upload-progress").dataset.maxUploadMb);
+      if (files.some(function (file) { return file.size > limitMB * 1024 * 1024; })) {
+        showError("The file is larger than the limit of " + limitMB + " MB. Nothing was sent.");
+        return;
+      }
       var data = new FormData(form);
       if (event.submitter && event.submitter.name) {
         data.append(event.submitter.name, event.submitter.value);
@@ -69,7 +77,9 @@
             document.close();
           }
         } else if (request.status === 413) {
-          showError("The file is larger than the server accepts.");
+          // Django's own words name its limit; a proxy's page would not be readable here.
+          var plain = (request.getResponseHeader("Content-Type") || "").indexOf("text/plain") === 0;
+          showError(plain && request.responseText ? request.responseText : "The file is larger than the server accepts.");
         } else if (request.status === 408) {
           showError("The upload was too slow and the server stopped it. Nothing was saved; please try again on a faster connection.");
         } else {
