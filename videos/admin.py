@@ -111,6 +111,9 @@ class VideoAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned_data = super().clean()
+        for field in ("upload_session", "upload_report"):  # hidden: shown on the file, where the editor looks
+            for message in self.errors.pop(field, []):
+                self.add_error("file", message)
         if self.refused_upload:
             self.add_error("file", self.refused_upload.message)
         elif cleaned_data.get("upload_session") and cleaned_data.get("file") and "file" in self.changed_data:
