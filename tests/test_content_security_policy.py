@@ -104,13 +104,14 @@ def test_the_debug_page_keeps_its_scripts_and_a_real_500_keeps_the_policy(client
     assert (b"the list broke" in response.content) is debug
 
 
-def test_the_upload_script_may_send_bytes_to_the_providers_upload_hosts_only(client, settings):
-    settings.CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
-    settings.AWS_S3_BUCKET_NAME = "stremora-videos"
-    settings.AWS_S3_ENDPOINT_URL = "http://minio.internal:9000"
+def test_the_admin_may_send_direct_uploads_to_the_providers_upload_hosts(client, staff_user, settings):
+    settings.CLOUDINARY_UPLOAD_PREFIX = "https://upload.example.net/base"
+    settings.AWS_S3_BUCKET_NAME = "videos"
+    settings.AWS_S3_ENDPOINT_URL = "https://s3.example.org:9000/"
+    client.force_login(staff_user)
 
-    policy = directives(client.get("/admin/login/"))
+    policy = directives(client.get("/admin/videos/video/add/"))
 
-    assert policy["connect-src"] == ["'self'", "https://api.cloudinary.com", "http://minio.internal:9000"]
-    settings.AWS_S3_BUCKET_NAME = None
-    assert directives(client.get("/"))["connect-src"] == ["'self'", "https://api.cloudinary.com"]
+    assert policy["connect-src"] == ["'self'", "https://upload.example.net", "https://s3.example.org:9000"]
+    settings.AWS_S3_ENDPOINT_URL = None
+    assert directives(client.get("/admin/videos/video/add/"))["connect-src"][-1] == "https://*.amazonaws.com"
