@@ -7,6 +7,7 @@ fails again the sender raises ``TargetFailed`` and the caller moves to the next 
 """
 
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -151,7 +152,7 @@ class S3MultipartSender:
             lambda: session.put(url, data=data, timeout=TARGET_TIMEOUT), url, f"S3 part {number}"
         )
         if response.status_code != 200:
-            raise TargetFailed(f"S3 refused part {number}: HTTP {response.status_code}")
+            raise TargetFailed(f"S3 refused part {number}: HTTP {response.status_code} {s3_error_code(response)}".rstrip())
         etag = response.headers.get("ETag")
         if not etag:
             raise TargetFailed(f"S3 answered part {number} without an ETag")
@@ -260,6 +261,12 @@ class LocalChunkedSender:
                 self.progress.add(received - offset)
                 offset = received
         return {}
+
+
+def s3_error_code(response):
+    """The ``<Code>`` of an S3 error answer (``NoSuchUpload``), or ""."""
+    found = re.search(r"<Code>([A-Za-z0-9.]{1,64})</Code>", response.text[:4096])
+    return found.group(1) if found else ""
 
 
 def json_of(response):
