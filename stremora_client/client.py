@@ -5,7 +5,14 @@ import os
 
 import requests
 
-from stremora_client.errors import ServerRefused, TargetFailed, UploadError, describe_network_error, message_of
+from stremora_client.errors import (
+    NoProviderLeft,
+    ServerRefused,
+    TargetFailed,
+    UploadError,
+    describe_network_error,
+    message_of,
+)
 from stremora_client.progress import progress_for
 from stremora_client.resume import ResumeState, upload_key
 from stremora_client.transfer import SENDERS
@@ -97,8 +104,13 @@ class Client:
             self.state.remember(key, upload["id"])
 
         bar = progress_for(progress, size)
-        report = self._send(upload, path, size, bar, parallel)
-        bar.finish()
+        try:
+            report = self._send(upload, path, size, bar, parallel)
+        except NoProviderLeft:
+            self.state.forget(key)  # abandoned: nothing left to resume
+            raise
+        finally:
+            bar.finish()
 
         fields = {"title": title, "description": description, "is_published": is_published, **report}
         if video is not None:
@@ -154,13 +166,14 @@ class Client:
             except UploadError:
                 pass
             retry = f"; try again in {refusal.retry_after} s" if refusal.retry_after else ""
-            raise UploadError(f"No storage provider could take the upload ({provider}: {reason}){retry}") from None
+            raise NoProviderLeft(f"No storage provider could take the upload ({provider}: {reason}){retry}") from None
 
 
 def upload(path, *, url, token, title, description="", is_published=False, video=None, resume=False, progress=True,
-           parallel=4):
-    """Upload the video file at ``path`` to the Stremora server at ``url``; see ``Client.upload``."""
-    return Client(url, token).upload(
+           parallel=4, state=None):
+    """Upload the video file at ``path`` to the Stremora server at ``url``; see
+    ``Client.upload``. ``state``: a ``ResumeState`` other than the user's cache file."""
+    return Client(url, token, state=state).upload(
         path, title=title, description=description, is_published=is_published, video=video, resume=resume,
         progress=progress, parallel=parallel,
     )

@@ -18,6 +18,10 @@ class ServerRefused(UploadError):
         self.retry_after = retry_after
 
 
+class NoProviderLeft(UploadError):
+    """Every provider failed: the server has none left for the upload."""
+
+
 class TargetFailed(Exception):
     """The provider's target could not take the bytes; ``reason`` goes to ``fail/``."""
 
