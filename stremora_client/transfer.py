@@ -152,7 +152,8 @@ class S3MultipartSender:
             lambda: session.put(url, data=data, timeout=TARGET_TIMEOUT), url, f"S3 part {number}"
         )
         if response.status_code != 200:
-            raise TargetFailed(f"S3 refused part {number}: HTTP {response.status_code} {s3_error_code(response)}".rstrip())
+            code = s3_error_code(response)
+            raise TargetFailed(f"S3 refused part {number}: HTTP {response.status_code}{' ' + code if code else ''}")
         etag = response.headers.get("ETag")
         if not etag:
             raise TargetFailed(f"S3 answered part {number} without an ETag")
