@@ -21,6 +21,7 @@ from django.core.files.storage import FileSystemStorage
 from django.utils.deconstruct import deconstructible
 
 from storage_backends.inventory import StoredFile
+from storage_backends.local_direct import LocalDirectUploads
 from storage_backends.names import UniqueNamesMixin
 from storage_backends.registry import ProviderSpec
 
@@ -31,6 +32,10 @@ SIGNED_URL_SALT = "storage_backends.local.signed-url"
 @deconstructible(path="storage_backends.local.LocalStorage")
 class LocalStorage(UniqueNamesMixin, FileSystemStorage):
     provider = "local"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.direct_uploads = LocalDirectUploads(self)
 
     def signed_url(self, name, expire=None):
         """A URL of ``name`` that works for ``expire`` seconds (default ``AWS_S3_URL_EXPIRY``)."""

@@ -75,6 +75,7 @@ class Config:
     max_upload_mb: int
     request_body_timeout: float
     request_body_min_rate_kb: int
+    upload_session_ttl: int
     https_only: bool
     num_proxies: int
 
@@ -280,6 +281,7 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         max_upload_mb=reader.integer("MAX_UPLOAD_MB", 2048),
         request_body_timeout=reader.positive_number("REQUEST_BODY_TIMEOUT", 10.0),
         request_body_min_rate_kb=reader.integer("REQUEST_BODY_MIN_RATE_KB", 32),
+        upload_session_ttl=reader.integer("UPLOAD_SESSION_TTL", 86400, minimum=60),
         https_only=reader.boolean("HTTPS_ONLY", False),
         num_proxies=reader.integer("NUM_PROXIES", 0, minimum=0),
     )

@@ -134,6 +134,8 @@ MAX_UPLOAD_MB = CONFIG.max_upload_mb
 # REQUEST_BODY_MIN_RATE_KB kilobytes received; a slower one is cut off (videos.body_pacing).
 REQUEST_BODY_TIMEOUT = CONFIG.request_body_timeout
 REQUEST_BODY_MIN_RATE_KB = CONFIG.request_body_min_rate_kb
+# Seconds a direct upload (POST /api/uploads/) may take before it is abandoned and swept.
+UPLOAD_SESSION_TTL = CONFIG.upload_session_ttl
 # Uploads spill to temporary files past Django's 2.5 MB, so memory stays flat; the
 # first handler refuses anything over MAX_UPLOAD_MB as it arrives.
 FILE_UPLOAD_HANDLERS = [
@@ -194,13 +196,24 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stremora API",
-    "DESCRIPTION": "Videos stored on Cloudinary, with automatic fallback to Amazon S3.",
+    "DESCRIPTION": (
+        "Videos stored on Cloudinary, with automatic fallback to Amazon S3.\n\n"
+        "Two ways to upload: `POST /api/videos/` with the file in a multipart body, for small files "
+        "and simple clients; or a direct upload (`/api/uploads/`), where the client sends the bytes "
+        "straight to the storage provider the server picks, in parts it can resume, and the server "
+        "checks the file before it writes the video. The Python client `stremora_client` does the "
+        "second for you: `python -m stremora_client upload FILE --title T --url URL --token KEY`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # The docs page's Swagger UI is served from this site, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "StorageProviderEnum": "videos.models.StorageProvider",
+        "UploadStatusEnum": "videos.models.UploadSession.Status",
+    },
 }
 
 # Served over HTTPS only (production): redirects, secure cookies, HSTS. Behind a proxy

@@ -13,7 +13,9 @@ from django.utils import timezone
 from storage_backends import providers
 from storage_backends.chain import describe_failure
 from storage_backends.names import PROVIDER_NAMES, split
-from videos.models import Video
+from videos.models import UploadSession, Video
+
+OPEN_UPLOAD_STATUSES = (UploadSession.Status.UPLOADING, UploadSession.Status.COMPLETING)
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,25 @@ def referenced_names():
     return names
 
 
+def open_upload_keys(provider):
+    """Keys of the direct uploads still open on ``provider``: their files are not orphans."""
+    return set(
+        UploadSession.objects.filter(provider=provider, status__in=OPEN_UPLOAD_STATUSES).values_list("key", flat=True)
+    )
+
+
 def find_orphans(provider, older_than_hours):
-    """Files of ``provider`` that no video references, stored before the grace period."""
+    """Files of ``provider`` that no video references, stored before the grace period;
+    the files of a direct upload still open (its partial data too) are left alone."""
     referenced = referenced_names()
+    uploading = open_upload_keys(provider)
     cutoff = timezone.now() - timedelta(hours=older_than_hours)
     for stored in providers.get_storage(provider).iter_files():
-        if (provider, stored.key) not in referenced and stored.modified <= cutoff:
-            yield stored
+        if (provider, stored.key) in referenced or stored.modified > cutoff:
+            continue
+        if any(stored.key.startswith(key) for key in uploading):
+            continue
+        yield stored
 
 
 def missing_files(video):

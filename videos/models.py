@@ -1,9 +1,10 @@
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import models
 
-from storage_backends.names import provider_of
+from storage_backends.names import provider_of, qualify
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +131,45 @@ class PendingDeletion(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class UploadSession(models.Model):
+    """A direct upload: the client sends the bytes to ``provider`` under ``key``, then
+    completes it, and the server checks what arrived before it writes the video's row
+    (``videos.upload_sessions``)."""
+
+    class Status(models.TextChoices):
+        UPLOADING = "uploading", "Uploading"
+        COMPLETING = "completing", "Being checked"
+        COMPLETED = "completed", "Completed"
+        ABANDONED = "abandoned", "Abandoned"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_sessions")
+    filename = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100)
+    provider = models.CharField(max_length=20, choices=StorageProvider.choices)
+    # The provider's name for the file, without the provider prefix; the video's stored
+    # name becomes "provider:key", as a file stored through the chain is named.
+    key = models.CharField(max_length=500)
+    # What the provider's direct upload needs to carry on (storage_backends.direct).
+    state = models.JSONField(default=dict)
+    # Providers this upload left after its client could not reach them, in order.
+    tried = models.JSONField(default=list)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADING)
+    video = models.ForeignKey(Video, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="upload_session_open")]
+
+    def __str__(self):
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def stored_name(self):
+        return qualify(self.provider, self.key)

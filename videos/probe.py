@@ -11,6 +11,7 @@ says which bound stopped it.
 
 import logging
 import os
+import posixpath
 import resource
 import shutil
 import signal
@@ -31,6 +32,7 @@ PROBE_MAX_PIXELS = 7680 * 4320  # the largest frame decoded: 8K UHD
 PROBE_MESSAGE_BYTES = 1024 * 1024  # of error messages, each
 PROBE_BYTES = 5_000_000  # read to find the streams (-probesize)
 PROBE_ANALYZE_MICROSECONDS = 5_000_000  # of the file analysed to find them (-analyzeduration)
+PROBE_READ_MICROSECONDS = 10_000_000  # one read of a stored file through its URL (-rw_timeout)
 
 # What ffmpeg says when an allocation fails under the address-space limit.
 OUT_OF_MEMORY_MESSAGES = ("Cannot allocate memory", "get_buffer() failed", "Out of memory", "std::bad_alloc")
@@ -73,14 +75,30 @@ def local_path(uploaded_file):
         yield copy.name
 
 
-def inspect(uploaded_file, want_poster=True) -> MediaInfo:
+@contextmanager
+def readable_source(source):
+    """What ffprobe reads: ``source`` itself when it is a path or URL (a stored file,
+    read through its URL with ranged reads), else a path holding the upload."""
+    if isinstance(source, str):
+        yield source
+    else:
+        with local_path(source) as path:
+            yield path
+
+
+def inspect(source, want_poster=True) -> MediaInfo:
+    """Duration and poster of a video: ``source`` is an uploaded file, or the path or
+    URL of a stored one."""
     if not tools_available():
         return MediaInfo()
-    name = getattr(uploaded_file, "name", None) or "upload"
+    if isinstance(source, str):
+        name = posixpath.basename(source.split("?", 1)[0])
+    else:
+        name = getattr(source, "name", None) or "upload"
     deadline = time.monotonic() + PROBE_TIMEOUT
     duration = poster = None
     try:
-        with local_path(uploaded_file) as path:
+        with readable_source(source) as path:
             duration = _duration(path, deadline)
             poster = _poster(path, duration, deadline) if want_poster else None
     except LimitReached as exc:
@@ -91,20 +109,25 @@ def inspect(uploaded_file, want_poster=True) -> MediaInfo:
     return MediaInfo(duration, poster)
 
 
-def _input_bounds():
-    """Options in front of ``-i``: how much is read and decoded, by one thread."""
-    return [
+def _input_bounds(path):
+    """Options in front of ``-i``: how much is read and decoded, by one thread, and
+    through which protocols: a file reads only files, a URL only HTTP(S), with a
+    timeout on each read."""
+    bounds = [
         "-probesize", str(PROBE_BYTES),
         "-analyzeduration", str(PROBE_ANALYZE_MICROSECONDS),
         "-threads", "1",
         "-max_pixels", str(PROBE_MAX_PIXELS),
     ]
+    if path.startswith(("http://", "https://")):
+        return [*bounds, "-protocol_whitelist", "http,https,tcp,tls", "-rw_timeout", str(PROBE_READ_MICROSECONDS)]
+    return [*bounds, "-protocol_whitelist", "file"]
 
 
 def _duration(path, deadline):
     try:
         output = _run(
-            ["ffprobe", "-v", "error", *_input_bounds(), "-show_entries", "format=duration",
+            ["ffprobe", "-v", "error", *_input_bounds(path), "-show_entries", "format=duration",
              "-of", "default=noprint_wrappers=1:nokey=1", path],
             deadline,
         )
@@ -122,7 +145,7 @@ def _poster(path, duration, deadline):
     side = THUMBNAIL_MAX_SIDE
     scale = f"scale=w='min(iw,{side})':h='min(ih,{side})':force_original_aspect_ratio=decrease"
     output = _run(
-        ["ffmpeg", "-v", "error", "-ss", f"{offset:.3f}", *_input_bounds(), "-i", path,
+        ["ffmpeg", "-v", "error", "-ss", f"{offset:.3f}", *_input_bounds(path), "-i", path,
          "-map", "0:v:0", "-frames:v", "1", "-vf", scale, "-filter_threads", "1", "-threads", "1",
          "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
         deadline,

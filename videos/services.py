@@ -14,6 +14,7 @@ import hashlib
 import logging
 import mimetypes
 import posixpath
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.files.base import ContentFile
@@ -60,28 +61,44 @@ def update_video(video: Video, *, file=None, thumbnail=None, content_type=None, 
     return save_video(video, file_changed=bool(file), content_type=content_type)
 
 
-def save_video(video: Video, *, file_changed: bool, content_type=None) -> Video:
+@dataclass(frozen=True)
+class DirectlyStoredFile:
+    """A video file that its client sent straight to the provider, checked already."""
+
+    name: str  # the stored name, provider prefix included
+    size: int
+    content_type: str  # by content
+    duration: float | None  # when the provider reported one
+    probe_source: str | None  # a path or URL ffprobe reads it from; None: the provider cuts posters
+
+
+def save_video(video: Video, *, file_changed: bool, content_type=None, stored_file: DirectlyStoredFile = None) -> Video:
     """Save ``video``; files it no longer uses are removed once the save commits.
 
     New files are stored before the database transaction starts: an upload can take
     minutes, and must not hold a transaction (or a connection's state) open meanwhile.
     The admin form assigns the new files itself and calls this; the API goes through
-    ``create_video`` and ``update_video``.
+    ``create_video`` and ``update_video``. ``stored_file`` is a new video file already
+    on its provider (a direct upload, ``videos.upload_sessions``).
     """
-    uploaded = None
+    media_source = duration = None
+    if stored_file is not None:
+        video.file = stored_file.name
+        video.size_bytes, video.content_type = stored_file.size, stored_file.content_type
+        media_source, duration, file_changed = stored_file.probe_source, stored_file.duration, True
     if video.thumbnail and not video.thumbnail._committed:
         video.thumbnail_generated = False  # chosen by the uploader: it always wins
     elif file_changed and video.thumbnail_generated:
         video.thumbnail = None  # a frame of the old file; one of the new file is cut below
         video.thumbnail_generated = False
-    if file_changed and video.file:
-        uploaded = video.file.file
+    if stored_file is None and file_changed and video.file:
+        media_source = video.file.file
         size, guessed_type = describe_file(video.file)
         video.size_bytes, video.content_type = size, content_type or guessed_type
     stored = video.store_new_files()
     try:
-        if uploaded is not None:
-            stored += _add_media_details(video, uploaded)
+        if file_changed and video.file:
+            stored += _add_media_details(video, media_source, duration)
         ensure_usable_connection()
         with transaction.atomic():
             replaced = _replaced_names(video)
@@ -104,16 +121,19 @@ def ensure_usable_connection():
         connection.close()
 
 
-def _add_media_details(video: Video, uploaded) -> list:
-    """Duration and poster: from Cloudinary's upload answer, else from ffprobe and ffmpeg.
+def _add_media_details(video: Video, source, duration=None) -> list:
+    """Duration and poster: from Cloudinary's answer, else from ffprobe and ffmpeg
+    reading ``source`` (the upload, or the path or URL of the stored file).
 
     Cloudinary cuts posters on delivery, so only files elsewhere get a poster stored as
     their thumbnail, and never over one the uploader chose. Returns what it stored.
     """
-    video.duration_seconds = default_storage.upload_details(video.file.name).get("duration")
+    if duration is None:
+        duration = default_storage.upload_details(video.file.name).get("duration")
+    video.duration_seconds = duration
     wants_poster = not video.thumbnail and provider_of(video.file.name) != StorageProvider.CLOUDINARY
-    if video.duration_seconds is None or wants_poster:
-        info = probe.inspect(uploaded, want_poster=wants_poster)
+    if source is not None and (video.duration_seconds is None or wants_poster):
+        info = probe.inspect(source, want_poster=wants_poster)
         if video.duration_seconds is None:
             video.duration_seconds = info.duration
         if wants_poster and info.poster_jpeg:

@@ -21,7 +21,6 @@ from django.http import HttpResponse, QueryDict, UnreadablePostError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.template.defaultfilters import filesizeformat
 
-from videos.api.views import VideoViewSet
 from videos.body_pacing import UnreadableBody, paced_body
 
 # Room for the multipart envelope and the other fields around the file.
@@ -62,10 +61,9 @@ class UploadSizeLimitHandler(FileUploadHandler):
 
 
 
-# The requests that may carry a video: the API's create and replace (a DRF viewset's
-# actions; the public list page shares the URL name "video-list", so names cannot tell),
-# and the admin's video forms, which also need a staff session.
-API_UPLOAD_ACTIONS = {"create", "update", "partial_update"}
+# The requests that may carry a video: the actions a DRF viewset names in its
+# ``large_body_actions`` (the public list page shares the URL name "video-list", so
+# names cannot tell), and the admin's video forms, which also need a staff session.
 ADMIN_UPLOAD_URLS = {"admin:videos_video_add", "admin:videos_video_change"}
 
 LENGTH_REQUIRED = (
@@ -134,7 +132,7 @@ def upload_kind(request, view_func):
     if request.method == "POST" and request.resolver_match.view_name in ADMIN_UPLOAD_URLS:
         return "admin"
     actions = getattr(view_func, "actions", None) or {}  # a DRF viewset's method -> action
-    if getattr(view_func, "cls", None) is VideoViewSet and actions.get(request.method.lower()) in API_UPLOAD_ACTIONS:
+    if actions.get(request.method.lower()) in getattr(getattr(view_func, "cls", None), "large_body_actions", ()):
         return "api"
     return None
 

@@ -26,13 +26,18 @@ THUMBNAIL_QUALITY = 80  # of the JPEG and WebP encoders
 INVALID_IMAGE = "Upload a valid image. The file you uploaded was either not an image or a corrupted image."
 
 
-def sniff(uploaded_file):
-    """The type ``filetype`` recognises from the first bytes, or None."""
+def read_head(uploaded_file):
+    """The first ``SNIFF_BYTES`` of a file, its position kept."""
     position = uploaded_file.tell() if hasattr(uploaded_file, "tell") else 0
     uploaded_file.seek(0)
     head = uploaded_file.read(SNIFF_BYTES)
     uploaded_file.seek(position)
-    return filetype.guess(head)
+    return head
+
+
+def sniff(uploaded_file):
+    """The type ``filetype`` recognises from the first bytes, or None."""
+    return filetype.guess(read_head(uploaded_file))
 
 
 def _split_name(name):
@@ -48,14 +53,25 @@ def validate_video_file(uploaded_file):
     """Raise ValidationError unless the file is a non-empty video with a video's name."""
     if not uploaded_file.size:
         raise ValidationError("The submitted file is empty.", code="empty")
-    extension = _split_name(uploaded_file.name)[1]
+    validate_video_name(uploaded_file.name)
+    return video_type_of(read_head(uploaded_file))
+
+
+def validate_video_name(name):
+    """Raise ValidationError unless ``name`` has one of the video extensions."""
+    extension = _split_name(name)[1]
     if extension not in VIDEO_EXTENSIONS:
         raise ValidationError(
             "Files of type %(extension)s are not accepted; upload one of: %(allowed)s.",
             code="invalid_extension",
             params={"extension": f".{extension}" if extension else "(none)", "allowed": ", ".join(VIDEO_EXTENSIONS)},
         )
-    kind = sniff(uploaded_file)
+
+
+def video_type_of(head):
+    """The video type that the first bytes of a file show (``SNIFF_BYTES`` of them), or
+    ValidationError when they are not a video's."""
+    kind = filetype.guess(head)
     if kind is None or not kind.mime.startswith("video/"):
         found = kind.mime if kind else "unrecognised data"
         raise ValidationError(

@@ -2,15 +2,19 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from videos.api.uploads import UploadViewSet
 from videos.api.views import HealthView, TokenView, VideoViewSet
 
 router = DefaultRouter()
 router.register("videos", VideoViewSet, basename="video")
+router.register("uploads", UploadViewSet, basename="upload")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="api-token"),
     path("health/", HealthView.as_view(), name="api-health"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # A chunk of a local-chunked direct upload (the CONTRACT spells it without a slash).
+    path("uploads/<uuid:pk>/content", UploadViewSet.as_view({"put": "content"}), name="upload-content"),
     path("", include(router.urls)),
 ]

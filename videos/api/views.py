@@ -25,6 +25,8 @@ class VideoViewSet(viewsets.ModelViewSet):
     search_fields = ["title", "description"]
     ordering_fields = ["created_at", "title", "size_bytes", "duration_seconds"]
     ordering = ["-created_at", "-id"]
+    # Requests that may carry a body past DATA_UPLOAD_MAX_MEMORY_SIZE (videos.upload_limits).
+    large_body_actions = {"create", "update", "partial_update"}
 
     def get_queryset(self):
         return Video.objects.visible_to(self.request.user).select_related("owner")

@@ -7,13 +7,14 @@ from storage_backends.names import PROVIDER_NAMES, qualify
 from videos.housekeeping import find_orphans
 from videos.management.progress import Progress
 from videos.services import is_referenced
+from videos.upload_sessions import sweep_expired
 
 
 class Command(BaseCommand):
     requires_system_checks = []  # check_storage reports the configuration; cron mail stays quiet
     help = (
         "List the files a provider holds that no video references and that are older than the grace "
-        "period; delete them with --delete."
+        "period, and the direct uploads that expired; delete them with --delete."
     )
 
     def add_arguments(self, parser):
@@ -28,7 +29,13 @@ class Command(BaseCommand):
         if older_than < 0:
             raise CommandError("--older-than must be 0 or more hours")
         names = [provider] if provider else [name for name in PROVIDER_NAMES if providers.is_configured(name)]
-        found = deleted = failed = 0
+        expired, removed, failed = sweep_expired(remove=delete)
+        if expired:
+            self.stdout.write(
+                f"{expired} expired direct uploads"
+                + (f": {removed} leftovers removed, {failed} not removed" if delete else " (use --delete to remove what they left)")
+            )
+        found = deleted = 0
         found_bytes = deleted_bytes = 0
         for name in names:
             if not providers.is_configured(name):

@@ -1,0 +1,309 @@
+"""Direct uploads through /api/uploads/, on the local target: the server receives the
+chunks itself, checks the file on complete, and writes the row as a proxied upload would."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from storage_backends.breaker import CircuitBreaker
+from tests.factories import sha256, video_bytes
+from videos.models import UploadSession, Video
+
+
+@pytest.fixture
+def local_only(settings):
+    settings.STORAGE_PROVIDERS = ["local"]
+
+
+def client_for(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def api(user, local_only):
+    return client_for(user)
+
+
+def start(api, data, name="clip.mp4"):
+    response = api.post("/api/uploads/", {"filename": name, "size": len(data), "content_type": "video/mp4"}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def put_chunk(api, upload, data, first, last=None):
+    last = len(data) - 1 if last is None else last
+    return api.put(
+        f"/api/uploads/{upload['id']}/content",
+        data[first : last + 1],
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE=f"bytes {first}-{last}/{len(data)}",
+    )
+
+
+def send_all(api, upload, data, chunk=40_000):
+    for first in range(0, len(data), chunk):
+        response = put_chunk(api, upload, data, first, min(first + chunk, len(data)) - 1)
+        assert response.status_code == 200, response.content
+    return response
+
+
+def complete(api, upload, **fields):
+    return api.post(f"/api/uploads/{upload['id']}/complete/", {"title": "Direct", **fields}, format="json")
+
+
+def stored_path(settings, video):
+    return Path(settings.MEDIA_ROOT) / video.file.name.split(":", 1)[1]
+
+
+def files_under(root):
+    return sorted(str(path.relative_to(root)) for path in Path(root).rglob("*") if path.is_file())
+
+
+def test_a_local_upload_in_chunks_becomes_a_video_with_the_same_bytes(api, settings, user):
+    data = video_bytes(100_000)
+    upload = start(api, data)
+    assert upload["provider"] == "local" and upload["status"] == "uploading"
+    assert upload["target"]["method"] == "local-chunked"
+    assert upload["target"]["url"].endswith(f"/api/uploads/{upload['id']}/content")
+    assert send_all(api, upload, data).json() == {"received_bytes": len(data)}
+    assert api.get(f"/api/uploads/{upload['id']}/").json()["received_bytes"] == len(data)
+
+    response = complete(api, upload, description="straight to disk", is_published=True)
+
+    assert response.status_code == 201, response.content
+    video = Video.objects.get(pk=response.json()["id"])
+    assert video.owner == user and video.storage_provider == "local"
+    assert video.file.name.startswith("local:videos/") and video.file.name.endswith(".mp4")
+    assert video.size_bytes == len(data) and video.content_type == "video/mp4"
+    assert sha256(stored_path(settings, video).read_bytes()) == sha256(data)
+    assert files_under(settings.MEDIA_ROOT) == [video.file.name.split(":", 1)[1]]  # no partial file left
+    session = UploadSession.objects.get(pk=upload["id"])
+    assert session.status == "completed" and session.video == video
+    assert api.get(response.json()["video_url"]).status_code == 200
+
+
+def test_complete_with_a_video_replaces_its_file_and_removes_the_old_one(
+    api, settings, user, django_capture_on_commit_callbacks
+):
+    first, second = video_bytes(50_000), video_bytes(60_000)
+    upload = start(api, first)
+    send_all(api, upload, first)
+    video = Video.objects.get(pk=complete(api, upload).json()["id"])
+    old_path = stored_path(settings, video)
+
+    upload = start(api, second)
+    send_all(api, upload, second)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = complete(api, upload, video=video.pk)
+
+    assert response.status_code == 200, response.content
+    video.refresh_from_db()
+    assert video.title == "Direct" and video.size_bytes == len(second)
+    assert sha256(stored_path(settings, video).read_bytes()) == sha256(second)
+    assert not old_path.exists()
+
+
+def test_another_users_upload_is_not_found(api, user, django_user_model):
+    upload = start(api, video_bytes(1000))
+    stranger = client_for(django_user_model.objects.create_user("stranger", password="pw-stranger-1"))
+    data = video_bytes(1000)
+    assert stranger.get(f"/api/uploads/{upload['id']}/").status_code == 404
+    assert put_chunk(stranger, upload, data, 0).status_code == 404
+    assert complete(stranger, upload).status_code == 404
+    assert stranger.delete(f"/api/uploads/{upload['id']}/").status_code == 404
+
+
+def test_anonymous_callers_cannot_start_or_send(local_only, db):
+    anonymous = APIClient()
+    assert anonymous.post("/api/uploads/", {"filename": "a.mp4", "size": 10}, format="json").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "filename, size, status, message",
+    [
+        ("notes.txt", 1000, 400, "not accepted"),
+        ("clip.mp4", 0, 400, "size"),
+        ("clip.mp4", 3 * 1024 * 1024, 413, "limit of 2 MB"),
+    ],
+)
+def test_a_bad_start_is_refused_and_opens_nothing(api, settings, filename, size, status, message):
+    settings.MAX_UPLOAD_MB = 2
+    response = api.post("/api/uploads/", {"filename": filename, "size": size}, format="json")
+    assert response.status_code == status
+    assert message in str(response.json())
+    assert not UploadSession.objects.exists()
+    assert files_under(settings.MEDIA_ROOT) == [] if Path(settings.MEDIA_ROOT).exists() else True
+
+
+def test_a_chunk_out_of_order_or_past_the_declared_size_appends_nothing(api):
+    data = video_bytes(100_000)
+    upload = start(api, data)
+    assert put_chunk(api, upload, data, 0, 39_999).status_code == 200
+
+    skipped = put_chunk(api, upload, data, 50_000, 59_999)
+    assert skipped.status_code == 400 and "starts at byte 40000" in skipped.json()["detail"]
+    repeated = put_chunk(api, upload, data, 0, 39_999)
+    assert repeated.status_code == 400
+    past_end = api.put(
+        f"/api/uploads/{upload['id']}/content",
+        b"x" * 70_000,
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE=f"bytes 40000-109999/{len(data)}",
+    )
+    assert past_end.status_code == 400
+    wrong_total = api.put(
+        f"/api/uploads/{upload['id']}/content",
+        data[40_000:50_000],
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE="bytes 40000-49999/200000",
+    )
+    assert wrong_total.status_code == 400
+    assert api.get(f"/api/uploads/{upload['id']}/").json()["received_bytes"] == 40_000
+
+
+def test_a_chunk_without_a_matching_content_range_is_refused(api):
+    data = video_bytes(1000)
+    upload = start(api, data)
+    response = api.put(f"/api/uploads/{upload['id']}/content", data, content_type="application/octet-stream")
+    assert response.status_code == 400 and "Content-Range" in response.json()["detail"]
+    response = api.put(
+        f"/api/uploads/{upload['id']}/content", data, content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE="bytes 0-499/1000",
+    )
+    assert response.status_code == 400
+
+
+def test_a_chunk_larger_than_the_small_body_limit_is_taken_from_an_allowed_caller(api, settings):
+    data = video_bytes(3 * 1024 * 1024)  # over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)
+    upload = start(api, data)
+    response = put_chunk(api, upload, data, 0)
+    assert response.status_code == 200, response.content
+    assert response.json() == {"received_bytes": len(data)}
+
+
+def test_complete_before_every_byte_arrived_is_refused_and_removes_the_file(api, settings):
+    data = video_bytes(100_000)
+    upload = start(api, data)
+    put_chunk(api, upload, data, 0, 39_999)
+
+    response = complete(api, upload)
+
+    assert response.status_code == 400
+    assert "40000 bytes" in response.json()["detail"] and "100000 were declared" in response.json()["detail"]
+    assert not Video.objects.exists()
+    assert files_under(settings.MEDIA_ROOT) == []
+    assert UploadSession.objects.get(pk=upload["id"]).status == "abandoned"
+
+
+def test_complete_of_a_file_that_is_not_a_video_is_refused_and_removes_it(api, settings):
+    data = b"%PDF-1.7\n" + b"0" * 50_000
+    upload = start(api, data, name="clip.mp4")
+    send_all(api, upload, data)
+
+    response = complete(api, upload)
+
+    assert response.status_code == 400 and "not a video" in response.json()["detail"]
+    assert not Video.objects.exists()
+    assert files_under(settings.MEDIA_ROOT) == []
+
+
+def test_complete_with_nothing_sent_is_refused_and_the_upload_stays_open(api, settings):
+    data = video_bytes(1000)
+    upload = start(api, data)
+    os.remove(next(Path(settings.MEDIA_ROOT).rglob("*.partial")))
+
+    response = complete(api, upload)
+
+    assert response.status_code == 400 and "holds no file" in response.json()["detail"]
+    assert UploadSession.objects.get(pk=upload["id"]).status == "uploading"
+
+
+def test_a_completed_upload_takes_nothing_more(api):
+    data = video_bytes(1000)
+    upload = start(api, data)
+    send_all(api, upload, data)
+    assert complete(api, upload).status_code == 201
+
+    assert complete(api, upload).status_code == 409
+    assert put_chunk(api, upload, data, 0).status_code == 409
+    assert api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "x"}, format="json").status_code == 409
+    assert Video.objects.count() == 1
+
+
+def test_an_expired_upload_is_gone(api):
+    data = video_bytes(1000)
+    upload = start(api, data)
+    UploadSession.objects.filter(pk=upload["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert put_chunk(api, upload, data, 0).status_code == 410
+    response = complete(api, upload)
+    assert response.status_code == 410 and "expired" in response.json()["detail"]
+    assert not Video.objects.exists()
+
+
+def test_abandoning_removes_the_partial_file(api, settings):
+    data = video_bytes(100_000)
+    upload = start(api, data)
+    put_chunk(api, upload, data, 0, 39_999)
+
+    assert api.delete(f"/api/uploads/{upload['id']}/").status_code == 204
+
+    assert files_under(settings.MEDIA_ROOT) == []
+    assert UploadSession.objects.get(pk=upload["id"]).status == "abandoned"
+
+
+def test_fail_with_no_provider_left_answers_503_with_retry_after(api, settings):
+    upload = start(api, video_bytes(1000))
+
+    response = api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "connection refused"}, format="json")
+
+    assert response.status_code == 503 and response["Retry-After"]
+    assert files_under(settings.MEDIA_ROOT) == []
+
+
+def test_a_clients_report_alone_does_not_count_against_a_provider_that_answers(api, settings):
+    settings.STORAGE_BREAKER_FAILURES = 1
+    upload = start(api, video_bytes(1000))
+    api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "timeout"}, format="json")
+    assert not CircuitBreaker("local").is_open()
+
+
+def test_a_clients_report_counts_when_the_servers_own_check_fails_too(api, settings, tmp_path):
+    settings.STORAGE_BREAKER_FAILURES = 1
+    upload = start(api, video_bytes(1000))
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    settings.MEDIA_ROOT = blocked  # the local provider's check cannot write there
+
+    api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "timeout"}, format="json")
+
+    assert CircuitBreaker("local").is_open()
+
+
+def test_cleanup_orphans_keeps_open_uploads_and_removes_what_expired_ones_left(api, settings, capsys):
+    data = video_bytes(100_000)
+    open_upload, expired_upload = start(api, data), start(api, data)
+    put_chunk(api, open_upload, data, 0, 39_999)
+    put_chunk(api, expired_upload, data, 0, 39_999)
+    UploadSession.objects.filter(pk=expired_upload["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    partials = files_under(settings.MEDIA_ROOT)
+    assert len(partials) == 2
+
+    call_command("cleanup_orphans", "--older-than", "0")
+    assert files_under(settings.MEDIA_ROOT) == partials  # a dry run removes nothing
+    assert "1 expired direct uploads" in capsys.readouterr().out
+
+    call_command("cleanup_orphans", "--older-than", "0", "--delete")
+
+    open_key = UploadSession.objects.get(pk=open_upload["id"]).key
+    assert files_under(settings.MEDIA_ROOT) == [f"{open_key}.partial"]
+    assert UploadSession.objects.get(pk=expired_upload["id"]).status == "expired"
+    assert UploadSession.objects.get(pk=open_upload["id"]).status == "uploading"

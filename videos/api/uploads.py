@@ -1,0 +1,234 @@
+"""``/api/uploads/``: direct uploads, where the client sends the bytes to the provider.
+
+Thin views over ``videos.upload_sessions``; the shapes are in the serializers below.
+An upload is its creator's alone: anyone else gets 404.
+"""
+
+import re
+
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+
+from videos import upload_sessions
+from videos.api.errors import ProviderUnavailable
+from videos.api.serializers import VideoSerializer
+from videos.models import UploadSession, Video
+
+MAX_PARTS_PER_REQUEST = 100
+CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+
+
+class UploadSerializer(serializers.ModelSerializer):
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UploadSession
+        fields = ["id", "provider", "status", "expires_at", "filename", "size", "content_type", "video", "target"]
+        read_only_fields = fields
+
+    def get_target(self, session) -> dict | None:
+        if session.status != UploadSession.Status.UPLOADING:
+            return None
+        target = upload_sessions.target(session)
+        if target["method"] == "local-chunked":
+            # The server receives these chunks itself, at this address.
+            request = self.context["request"]
+            target["url"] = request.build_absolute_uri(reverse("upload-content", args=[session.pk]))
+        return target
+
+
+class UploadProgressSerializer(UploadSerializer):
+    """The upload with what its provider holds already, for a client that resumes."""
+
+    received_bytes = serializers.SerializerMethodField()
+    parts = serializers.SerializerMethodField()
+
+    class Meta(UploadSerializer.Meta):
+        fields = [*UploadSerializer.Meta.fields, "received_bytes", "parts"]
+        read_only_fields = fields
+
+    def _received(self, session):
+        if not hasattr(self, "_received_cache"):
+            self._received_cache = (
+                upload_sessions.received(session) if session.status == UploadSession.Status.UPLOADING else None
+            )
+        return self._received_cache
+
+    def get_received_bytes(self, session) -> int | None:
+        received = self._received(session)
+        return received.received_bytes if received else session.size
+
+    def get_parts(self, session) -> list[dict]:
+        received = self._received(session)
+        return received.parts if received else []
+
+
+class UploadStartSerializer(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=1, help_text="Bytes.")
+    content_type = serializers.CharField(max_length=100, required=False, default="application/octet-stream")
+
+
+class PartNumbersSerializer(serializers.Serializer):
+    numbers = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=MAX_PARTS_PER_REQUEST
+    )
+
+
+class SignedPartSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    url = serializers.URLField()
+
+
+class SignedPartsSerializer(serializers.Serializer):
+    parts = SignedPartSerializer(many=True)
+
+
+class FailSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class UploadedPartSerializer(serializers.Serializer):
+    number = serializers.IntegerField(min_value=1)
+    etag = serializers.CharField(max_length=200)
+
+
+class CompleteSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    is_published = serializers.BooleanField(required=False)
+    parts = UploadedPartSerializer(many=True, required=False, max_length=10_000)
+    public_id = serializers.CharField(max_length=500, required=False)
+    video = serializers.IntegerField(required=False, help_text="Replace the file of this video.")
+
+    def validate_video(self, video_id):
+        user = self.context["request"].user
+        video = Video.objects.visible_to(user).filter(pk=video_id).first()
+        if video is None:
+            raise serializers.ValidationError("No such video.")
+        if not (user.is_staff or video.owner_id == user.pk):
+            raise serializers.ValidationError("Only the video's owner or staff may replace its file.")
+        return video
+
+    def validate(self, data):
+        if "video" not in data and not data.get("title"):
+            raise serializers.ValidationError({"title": "A new video needs a title."})
+        return data
+
+
+class UploadRefused(APIException):
+    default_code = "upload_refused"
+
+    def __init__(self, detail, status_code):
+        super().__init__(detail)
+        self.status_code = status_code
+
+
+def refusal(exc):
+    """The API error of what ``videos.upload_sessions`` raised."""
+    if isinstance(exc, upload_sessions.UploadRefused):
+        return UploadRefused(str(exc), exc.status)
+    if isinstance(exc, upload_sessions.NoProviderAvailable):
+        return ProviderUnavailable(str(exc), wait=exc.retry_after)
+    return ProviderUnavailable(str(exc), wait=5)
+
+
+class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Direct uploads: the client sends the bytes to the provider the server picks."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = UploadSerializer
+    lookup_value_regex = "[0-9a-f-]{36}"
+    # A chunk of a local-chunked upload is a large body (videos.upload_limits).
+    large_body_actions = {"content"}
+
+    def get_queryset(self):
+        return UploadSession.objects.filter(owner=self.request.user)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, (upload_sessions.UploadRefused, upload_sessions.NoProviderAvailable,
+                            upload_sessions.ProviderUnreachable)):
+            exc = refusal(exc)
+        return super().handle_exception(exc)
+
+    def _answer(self, session, status_code=status.HTTP_200_OK):
+        return Response(UploadSerializer(session, context=self.get_serializer_context()).data, status=status_code)
+
+    @extend_schema(request=UploadStartSerializer, responses={201: UploadSerializer})
+    def create(self, request):
+        start = UploadStartSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        session = upload_sessions.start_upload(request.user, **start.validated_data)
+        return self._answer(session, status.HTTP_201_CREATED)
+
+    @extend_schema(responses=UploadProgressSerializer)
+    def retrieve(self, request, pk=None):
+        session = self.get_object()
+        return Response(UploadProgressSerializer(session, context=self.get_serializer_context()).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        upload_sessions.abandon(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=PartNumbersSerializer, responses=SignedPartsSerializer)
+    @action(detail=True, methods=["post"])
+    def parts(self, request, pk=None):
+        session = self.get_object()
+        numbers = PartNumbersSerializer(data=request.data)
+        numbers.is_valid(raise_exception=True)
+        return Response({"parts": upload_sessions.sign_parts(session, numbers.validated_data["numbers"])})
+
+    @extend_schema(request=FailSerializer, responses=UploadSerializer)
+    @action(detail=True, methods=["post"])
+    def fail(self, request, pk=None):
+        session = self.get_object()
+        report = FailSerializer(data=request.data)
+        report.is_valid(raise_exception=True)
+        return self._answer(upload_sessions.fail_over(session, report.validated_data["reason"]))
+
+    @extend_schema(
+        request=CompleteSerializer,
+        responses={201: VideoSerializer, 200: OpenApiResponse(VideoSerializer, description="The file was replaced.")},
+    )
+    @action(detail=True, methods=["post"])
+    def complete(self, request, pk=None):
+        session = self.get_object()
+        upload_sessions.check_open(session)
+        completion = CompleteSerializer(data=request.data, context=self.get_serializer_context())
+        completion.is_valid(raise_exception=True)
+        fields = dict(completion.validated_data)
+        if "parts" in fields:
+            fields["parts"] = [dict(part) for part in fields["parts"]]
+        video, created = upload_sessions.complete(session, **fields)
+        body = VideoSerializer(video, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        request={"application/octet-stream": bytes},
+        responses={200: OpenApiResponse(description='{"received_bytes": N}')},
+    )
+    def content(self, request, pk=None):
+        """One chunk of a ``local-chunked`` upload, ``Content-Range: bytes A-B/TOTAL``."""
+        session = self.get_object()
+        match = CONTENT_RANGE.match(request.headers.get("Content-Range", ""))
+        if not match:
+            raise UploadRefused("A chunk needs a Content-Range header: bytes FIRST-LAST/TOTAL.", 400)
+        start, end, total = (int(number) for number in match.groups())
+        if end < start or end - start + 1 != _content_length(request):
+            raise UploadRefused("The Content-Range does not match the chunk's Content-Length.", 400)
+        received_bytes = upload_sessions.receive_chunk(
+            session, start=start, end=end, total=total, stream=request.stream
+        )
+        return Response({"received_bytes": received_bytes})
+
+
+def _content_length(request):
+    try:
+        return int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return -1

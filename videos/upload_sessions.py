@@ -1,0 +1,379 @@
+"""Direct uploads: the client sends a video's bytes straight to a provider, and the
+server signs, then checks what arrived before it writes the video's row.
+
+The API (``/api/uploads/``) and the admin's upload script both go through here:
+
+- ``start_upload`` picks the first provider of ``STORAGE_PROVIDERS`` that is
+  configured, can take direct uploads (``storage_backends.direct``) and whose breaker
+  lets it through, and opens the upload there under a name chosen as a proxied upload's;
+- ``fail_over``: the client could not reach its target. The server checks the provider
+  itself (a cheap call, briefly) and counts a failure against it only when that check
+  fails too; the upload moves to the next provider either way;
+- ``complete`` never trusts the client: the provider must hold the file, of the
+  declared size, within ``MAX_UPLOAD_MB``, a video by its first bytes. A file that
+  fails a check is removed. Then the row is written as a proxied upload writes it
+  (``services.save_video``), so URLs, deletes, moves and housekeeping work unchanged;
+- ``sweep_expired``: sessions past ``UPLOAD_SESSION_TTL`` are abandoned, and what they
+  left on their providers removed (``cleanup_orphans``).
+"""
+
+import concurrent.futures
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from storage_backends import providers
+from storage_backends.breaker import Admission, CircuitBreaker
+from storage_backends.chain import describe_failure
+from storage_backends.direct import DirectUploadRefused
+from storage_backends.faults import is_provider_fault
+from storage_backends.names import qualify
+from videos import services
+from videos.housekeeping import OPEN_UPLOAD_STATUSES
+from videos.models import UploadSession, Video
+from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
+
+logger = logging.getLogger(__name__)
+
+Status = UploadSession.Status
+# How long the server's own check of a provider a client could not reach may take.
+PROVIDER_CHECK_TIMEOUT = 5.0
+_checks = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="provider-check")
+
+
+class UploadRefused(Exception):
+    """The request does not fit the upload; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+class NoProviderAvailable(Exception):
+    """No provider is left to take the upload: try again after ``retry_after`` seconds."""
+
+    def __init__(self, message="No storage provider can take the upload now. Try again later."):
+        super().__init__(message)
+        self.retry_after = settings.STORAGE_BREAKER_COOLDOWN
+
+
+class ProviderUnreachable(Exception):
+    """The upload's provider did not answer the server; nothing was changed."""
+
+
+def max_upload_bytes():
+    return settings.MAX_UPLOAD_MB * 1024 * 1024
+
+
+def _too_large(size):
+    return UploadRefused(
+        f"The file is {filesizeformat(size)}, larger than the limit of {settings.MAX_UPLOAD_MB} MB.", status=413
+    )
+
+
+def _direct_uploads(provider):
+    return getattr(providers.get_storage(provider), "direct_uploads", None)
+
+
+# -- starting and moving on ---------------------------------------------------
+
+
+def start_upload(owner, *, filename, size, content_type) -> UploadSession:
+    """Open a direct upload of ``size`` bytes; raises UploadRefused or NoProviderAvailable."""
+    try:
+        validate_video_name(filename)
+    except ValidationError as exc:
+        raise UploadRefused(exc.messages[0]) from None
+    if size < 1:
+        raise UploadRefused("The file is empty: its size must be at least 1 byte.")
+    if size > max_upload_bytes():
+        raise _too_large(size)
+    filename = clean_file_name(filename)
+    name = Video._meta.get_field("file").generate_filename(None, filename)
+    session = UploadSession(
+        owner=owner,
+        filename=filename,
+        size=size,
+        content_type=content_type,
+        key=default_storage.get_available_name(name, max_length=Video._meta.get_field("file").max_length),
+        expires_at=timezone.now() + timedelta(seconds=settings.UPLOAD_SESSION_TTL),
+    )
+    _open_on_next_provider(session)
+    session.save()
+    return session
+
+
+def _open_on_next_provider(session):
+    """Start ``session`` on the first provider that takes it; NoProviderAvailable if none."""
+    for provider in settings.STORAGE_PROVIDERS:
+        if provider in _left(session) or not providers.is_configured(provider) or not _direct_uploads(provider):
+            continue
+        breaker = CircuitBreaker(provider)
+        admission = breaker.admit()
+        if admission.skips:
+            continue
+        try:
+            if admission is Admission.TRIAL:
+                providers.get_storage(provider).check()
+            started = _direct_uploads(provider).start(
+                session.key, session.size, session.content_type, expires_at=session.expires_at
+            )
+        except Exception as exc:
+            if is_provider_fault(exc):
+                breaker.record_failure()
+            elif admission is Admission.TRIAL:
+                breaker.release_trial()
+            logger.warning(
+                "Storage provider %s could not start a direct upload of %s, trying the next one: %s",
+                provider, session.key, describe_failure(exc),
+            )
+            session.tried.append({"provider": provider, "state": None, "removed": True})
+            continue
+        if admission is Admission.TRIAL:
+            breaker.record_success()
+        session.provider, session.state = provider, started.state
+        return
+    raise NoProviderAvailable()
+
+
+def _left(session):
+    return {attempt["provider"] for attempt in session.tried}
+
+
+def fail_over(session, reason) -> UploadSession:
+    """The client could not reach its target: move the upload to the next provider.
+
+    The row stays locked meanwhile (a few seconds at most), so two reports of one
+    upload move it once. With no provider left the upload ends (NoProviderAvailable):
+    the client starts a new one after the time it is told.
+    """
+    with transaction.atomic():
+        session = UploadSession.objects.select_for_update().get(pk=session.pk)
+        check_open(session)
+        provider = session.provider
+        logger.warning("A client could not reach %s for upload %s: %s", provider, session.pk, (reason or "")[:200])
+        if not _provider_answers(provider) and CircuitBreaker(provider).record_failure():
+            logger.warning("Storage provider %s failed its check after a client's report (circuit opened)", provider)
+        removed = _remove_quietly(session)
+        session.tried.append({"provider": provider, "state": session.state, "removed": removed})
+        try:
+            _open_on_next_provider(session)
+            none_left = None
+        except NoProviderAvailable as exc:
+            none_left = exc
+            if removed:
+                session.status = Status.ABANDONED
+        session.save()
+    if none_left:
+        raise none_left
+    return session
+
+
+def _provider_answers(provider):
+    """The provider's cheap check, within PROVIDER_CHECK_TIMEOUT; False when it fails."""
+    check = _checks.submit(providers.get_storage(provider).check)
+    try:
+        check.result(timeout=PROVIDER_CHECK_TIMEOUT)
+    except concurrent.futures.TimeoutError:
+        logger.warning("Storage provider %s did not answer its check within %s s", provider, PROVIDER_CHECK_TIMEOUT)
+        return False
+    except Exception as exc:
+        logger.warning("Storage provider %s failed its check: %s", provider, describe_failure(exc))
+        return False
+    return True
+
+
+def _remove_quietly(session, provider=None, state=None, key=None):
+    """Remove what an upload left on a provider; whether that worked."""
+    provider = provider or session.provider
+    try:
+        _direct_uploads(provider).abort(key or session.key, session.state if state is None else state)
+    except Exception as exc:
+        logger.warning(
+            "Could not remove the direct upload %s from %s (cleanup_orphans will): %s",
+            session.key, provider, describe_failure(exc),
+        )
+        return False
+    return True
+
+
+# -- while the bytes travel ---------------------------------------------------
+
+
+def check_open(session):
+    """Raise UploadRefused unless the session still takes bytes and requests."""
+    if session.status in (Status.COMPLETED, Status.COMPLETING):
+        raise UploadRefused("This upload is completed already.", status=409)
+    if session.status in (Status.ABANDONED, Status.EXPIRED) or session.expires_at <= timezone.now():
+        raise UploadRefused(
+            "This upload expired or was abandoned; start a new one with POST /api/uploads/.", status=410
+        )
+
+
+def target(session) -> dict:
+    """The session's target as its client needs it now (signatures made afresh)."""
+    return _direct_uploads(session.provider).target(session.key, session.state, expires_at=session.expires_at)
+
+
+def received(session):
+    """What the provider holds of the upload (``storage_backends.direct.Received``)."""
+    try:
+        return _direct_uploads(session.provider).received(session.key, session.state)
+    except Exception as exc:
+        logger.warning("Could not ask %s what upload %s holds: %s", session.provider, session.pk, describe_failure(exc))
+        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.") from exc
+
+
+def sign_parts(session, numbers) -> list:
+    check_open(session)
+    try:
+        return _direct_uploads(session.provider).sign_parts(
+            session.key, session.state, numbers, expires_at=session.expires_at
+        )
+    except DirectUploadRefused as exc:
+        raise UploadRefused(str(exc)) from None
+
+
+def receive_chunk(session, *, start, end, total, stream) -> int:
+    """Take the bytes ``start``..``end`` (inclusive) of ``total`` for a target the server
+    itself receives; returns the bytes held."""
+    check_open(session)
+    if total != session.size:
+        raise UploadRefused(f"The chunk's total size {total} is not the upload's declared size {session.size}.")
+    try:
+        return _direct_uploads(session.provider).receive(
+            session.key, session.state, start, stream, end - start + 1, total
+        )
+    except DirectUploadRefused as exc:
+        raise UploadRefused(str(exc)) from None
+
+
+# -- completing and abandoning ------------------------------------------------
+
+
+def complete(session, *, video=None, parts=None, public_id=None, **fields):
+    """Check the uploaded file and write it to ``video`` (a new one for the session's
+    owner when None); returns ``(video, created)``.
+
+    Raises UploadRefused when the provider holds no such file (400: send it first),
+    when the client's report does not fit (400), or when the file fails a check (400,
+    413: the file is removed and the upload closed); ProviderUnreachable when the
+    provider did not answer. The session is claimed first: a second ``complete``
+    running at the same time is refused (409).
+    """
+    check_open(session)
+    claimed = UploadSession.objects.filter(pk=session.pk, status=Status.UPLOADING).update(status=Status.COMPLETING)
+    if not claimed:
+        raise UploadRefused("This upload is being completed or is completed already.", status=409)
+    session.status = Status.COMPLETING
+    try:
+        stored_file = _finish_and_check(session, parts=parts, public_id=public_id)
+        created = video is None or video.pk is None
+        if video is None:
+            video = Video(owner=session.owner)
+        for field_name, value in fields.items():
+            setattr(video, field_name, value)
+        services.save_video(video, file_changed=True, stored_file=stored_file)
+    except BaseException:
+        if session.status == Status.COMPLETING:
+            _set_status(session, Status.UPLOADING)
+        raise
+    session.video = video
+    _set_status(session, Status.COMPLETED, "video")
+    return video, created
+
+
+def _finish_and_check(session, *, parts, public_id):
+    direct = _direct_uploads(session.provider)
+    try:
+        finished = direct.finish(session.key, session.state, {"parts": parts, "public_id": public_id})
+    except FileNotFoundError:
+        raise UploadRefused(
+            "The provider holds no file for this upload: send its bytes to the target before completing it."
+        ) from None
+    except DirectUploadRefused as exc:
+        raise UploadRefused(str(exc)) from None
+    except Exception as exc:
+        logger.warning("Could not finish upload %s on %s: %s", session.pk, session.provider, describe_failure(exc))
+        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.") from exc
+    try:
+        content_type = _check_finished(session, direct, finished.size)
+    except UploadRefused:
+        _remove_quietly(session)
+        _set_status(session, Status.ABANDONED)
+        raise
+    return services.DirectlyStoredFile(
+        name=session.stored_name,
+        size=finished.size,
+        content_type=content_type,
+        duration=finished.details.get("duration"),
+        probe_source=direct.probe_source(session.key),
+    )
+
+
+def _check_finished(session, direct, size):
+    """The file's type by content, or UploadRefused naming what is wrong with it."""
+    if size > max_upload_bytes():
+        raise _too_large(size)
+    if size != session.size:
+        raise UploadRefused(
+            f"The provider holds {size} bytes of this upload, but {session.size} were declared; "
+            "the file was removed. Start the upload again."
+        )
+    try:
+        head = direct.read_head(session.key, SNIFF_BYTES)
+    except Exception as exc:
+        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.") from exc
+    try:
+        return video_type_of(head)
+    except ValidationError as exc:
+        raise UploadRefused(f"{exc.messages[0]} It was removed.") from None
+
+
+def abandon(session) -> None:
+    """Stop an upload and remove what it left on its provider."""
+    if session.status == Status.COMPLETED:
+        raise UploadRefused("This upload is completed: delete its video instead.", status=409)
+    if session.status in (Status.UPLOADING, Status.COMPLETING) and not _remove_quietly(session):
+        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.")
+    _set_status(session, Status.ABANDONED)
+
+
+def sweep_expired(now=None, *, remove=True):
+    """Sessions past their time that no ``complete`` took: remove what they left on
+    their providers (with ``remove``) and mark them expired. Returns
+    ``(sessions, removed, failed)``: expired sessions found, and the leftovers removed
+    and not removed."""
+    now = now or timezone.now()
+    expired = UploadSession.objects.filter(status__in=OPEN_UPLOAD_STATUSES, expires_at__lte=now)
+    sessions = removed = failed = 0
+    for session in expired.iterator():
+        sessions += 1
+        if not remove:
+            continue
+        leftovers = [(session.provider, session.state)] + [
+            (attempt["provider"], attempt["state"]) for attempt in session.tried if not attempt["removed"]
+        ]
+        all_removed = True
+        for provider, state in leftovers:
+            if services.is_referenced(qualify(provider, session.key)):
+                continue  # a video took the file after all
+            if _remove_quietly(session, provider=provider, state=state):
+                removed += 1
+            else:
+                failed += 1
+                all_removed = False
+        if all_removed:
+            UploadSession.objects.filter(pk=session.pk, status__in=OPEN_UPLOAD_STATUSES).update(status=Status.EXPIRED)
+    return sessions, removed, failed
+
+
+def _set_status(session, status, *also):
+    session.status = status
+    session.save(update_fields=["status", *also])
