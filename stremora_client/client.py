@@ -93,6 +93,8 @@ class Client:
             raise UploadError(f"Cannot read {path}: {error.strerror}") from None
         if size == 0:
             raise UploadError(f"{path} is empty")
+        if video is not None:
+            self.video(video)  # a wrong id is said before any byte is sent
         key = upload_key(self.url, path)
         upload = self._resumed(key) if resume else None
         if upload is not None and upload.get("status") == "completed" and upload.get("video"):

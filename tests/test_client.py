@@ -533,3 +533,18 @@ def test_memory_stays_at_a_few_parts_whatever_the_files_size(s3_server, site, to
     # Two parts in flight and one being read: about 24 MiB over the baseline, never the 96 MiB file.
     assert (peak - baseline) * 1024 <= 3 * PART, f"{baseline} KiB for 1 MiB, {peak} KiB for 96 MiB"
     assert Video.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replacing_a_video_that_does_not_exist_is_refused_before_any_byte_is_sent(site, token, cache_home, tmp_path):
+    server = site("local")
+    path = video_file(tmp_path, 100_000)
+
+    result = subprocess.run(
+        client_command(path, server.url, "--title", "Harbour", "--replace", "999999"), cwd=ROOT, capture_output=True,
+        text=True, env=client_environment(token, cache_home), timeout=60,
+    )
+
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("stremora_client: the server refused the upload (404): ")
+    assert not UploadSession.objects.exists() and not Video.objects.exists()
