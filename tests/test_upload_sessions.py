@@ -307,3 +307,14 @@ def test_cleanup_orphans_keeps_open_uploads_and_removes_what_expired_ones_left(a
     assert files_under(settings.MEDIA_ROOT) == [f"{open_key}.partial"]
     assert UploadSession.objects.get(pk=expired_upload["id"]).status == "expired"
     assert UploadSession.objects.get(pk=open_upload["id"]).status == "uploading"
+
+
+def test_one_account_may_have_only_so_many_uploads_open(api, settings, monkeypatch):
+    monkeypatch.setattr("videos.upload_sessions.OPEN_UPLOADS_PER_USER", 2)
+    first, second = start(api, video_bytes(1000)), start(api, video_bytes(1000))
+
+    refused = api.post("/api/uploads/", {"filename": "c.mp4", "size": 1000}, format="json")
+    assert refused.status_code == 429 and "2 uploads open" in refused.json()["detail"]
+
+    assert api.delete(f"/api/uploads/{first['id']}/").status_code == 204
+    assert start(api, video_bytes(1000))["id"] not in (first["id"], second["id"])

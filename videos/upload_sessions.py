@@ -42,6 +42,9 @@ from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name,
 logger = logging.getLogger(__name__)
 
 Status = UploadSession.Status
+# Uploads one user may have open at once: each may hold up to MAX_UPLOAD_MB of partial
+# data on a provider until it expires.
+OPEN_UPLOADS_PER_USER = 20
 # How long the server's own check of a provider a client could not reach may take.
 PROVIDER_CHECK_TIMEOUT = 5.0
 _checks = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="provider-check")
@@ -94,6 +97,15 @@ def start_upload(owner, *, filename, size, content_type) -> UploadSession:
         raise UploadRefused("The file is empty: its size must be at least 1 byte.")
     if size > max_upload_bytes():
         raise _too_large(size)
+    open_uploads = UploadSession.objects.filter(
+        owner=owner, status__in=OPEN_UPLOAD_STATUSES, expires_at__gt=timezone.now()
+    ).count()
+    if open_uploads >= OPEN_UPLOADS_PER_USER:
+        raise UploadRefused(
+            f"You have {open_uploads} uploads open, the most one account may have: "
+            "complete or abandon (DELETE /api/uploads/ID/) one first.",
+            status=429,
+        )
     filename = clean_file_name(filename)
     name = Video._meta.get_field("file").generate_filename(None, filename)
     session = UploadSession(

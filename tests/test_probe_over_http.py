@@ -1,0 +1,84 @@
+"""Duration and poster of a stored file read through its URL: ffprobe and ffmpeg make
+ranged reads, and the server's copy is never downloaded whole."""
+
+import re
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from videos import probe
+
+pytestmark = pytest.mark.skipif(not probe.tools_available(), reason="ffprobe and ffmpeg are not installed")
+
+
+class RangeServer:
+    """Serves one file over HTTP with single byte ranges, counting the bytes it sends."""
+
+    def __init__(self, data):
+        self.data = data
+        self.bytes_sent = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                first, last = 0, len(server.data) - 1
+                match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+                if match:
+                    first = int(match.group(1))
+                    last = min(int(match.group(2) or last), last)
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {first}-{last}/{len(server.data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str(last - first + 1))
+                self.end_headers()
+                try:
+                    for offset in range(first, last + 1, 64 * 1024):
+                        block = server.data[offset : min(offset + 64 * 1024, last + 1)]
+                        self.wfile.write(block)
+                        with server.lock:
+                            server.bytes_sent += len(block)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the reader had what it needed
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/videos/clip.mp4?signature=abc"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def large_video(tmp_path_factory):
+    """Ten seconds of noise, about 30 MB, its index at the front as players want it."""
+    path = tmp_path_factory.mktemp("video") / "noise.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=10:size=320x180:rate=25",
+         "-vf", "noise=alls=100:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
+         "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)],
+        check=True, timeout=120,
+    )
+    return path.read_bytes()
+
+
+def test_a_stored_video_is_inspected_through_its_url_without_reading_it_whole(large_video):
+    server = RangeServer(large_video)
+    try:
+        info = probe.inspect(server.url)
+    finally:
+        server.close()
+
+    assert info.duration == pytest.approx(10, abs=0.1)
+    assert info.poster_jpeg and info.poster_jpeg[:2] == b"\xff\xd8"
+    assert server.bytes_sent < len(large_video) / 2, (server.bytes_sent, len(large_video))
+
