@@ -102,3 +102,15 @@ def test_the_debug_page_keeps_its_scripts_and_a_real_500_keeps_the_policy(client
     assert response.status_code == 500
     assert ("Content-Security-Policy" in response) is not debug
     assert (b"the list broke" in response.content) is debug
+
+
+def test_the_upload_script_may_send_bytes_to_the_providers_upload_hosts_only(client, settings):
+    settings.CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
+    settings.AWS_S3_BUCKET_NAME = "stremora-videos"
+    settings.AWS_S3_ENDPOINT_URL = "http://minio.internal:9000"
+
+    policy = directives(client.get("/admin/login/"))
+
+    assert policy["connect-src"] == ["'self'", "https://api.cloudinary.com", "http://minio.internal:9000"]
+    settings.AWS_S3_BUCKET_NAME = None
+    assert directives(client.get("/"))["connect-src"] == ["'self'", "https://api.cloudinary.com"]
