@@ -120,12 +120,9 @@ class S3DirectUploads(DirectUploads):
     def received(self, key, state):
         object_key = self._object_key(key)
         with self._bounded(object_key):
-            try:
-                held = self._held_parts(object_key, state)
-            except ClientError as exc:
-                if _error_code(exc) != "NoSuchUpload":
-                    raise
-                return Received(self._finished_size(object_key), [])  # completed (or aborted: FileNotFoundError)
+            held = self._held_parts(object_key, state)
+            if held is None:
+                return Received(self._finished_size(object_key), [])
         parts = [{"number": number, "size": size, "etag": etag} for number, (size, etag) in sorted(held.items())]
         return Received(sum(part["size"] for part in parts), parts)
 
@@ -133,12 +130,9 @@ class S3DirectUploads(DirectUploads):
         reported = self._reported_parts(report, state["part_count"])
         object_key = self._object_key(key)
         with self._bounded(object_key):
-            try:
-                held = self._held_parts(object_key, state)
-            except ClientError as exc:
-                if _error_code(exc) != "NoSuchUpload":
-                    raise
-                return Finished(self._finished_size(object_key))  # completed already (or FileNotFoundError)
+            held = self._held_parts(object_key, state)
+            if held is None:
+                return Finished(self._finished_size(object_key))
             self._check_parts(reported, held, state)
             try:
                 self._client.complete_multipart_upload(
@@ -202,11 +196,17 @@ class S3DirectUploads(DirectUploads):
         ]
 
     def _held_parts(self, object_key, state):
-        """{number: (size, etag)} of the parts S3 holds; raises ClientError NoSuchUpload."""
+        """{number: (size, etag)} of the parts S3 holds; None when the multipart upload is
+        over (completed: the object's size tells; aborted: FileNotFoundError follows)."""
         held = {}
-        for page in self._client.get_paginator("list_parts").paginate(**self._upload(object_key, state)):
-            for part in page.get("Parts", []):
-                held[part["PartNumber"]] = (part["Size"], normalised_etag(part["ETag"]))
+        try:
+            for page in self._client.get_paginator("list_parts").paginate(**self._upload(object_key, state)):
+                for part in page.get("Parts", []):
+                    held[part["PartNumber"]] = (part["Size"], normalised_etag(part["ETag"]))
+        except ClientError as exc:
+            if _error_code(exc) != "NoSuchUpload":
+                raise
+            return None
         return held
 
     def _finished_size(self, object_key):

@@ -176,15 +176,21 @@ def test_the_upload_error_box_is_hidden_until_an_upload_fails(
     assert not browser.find_element(By.ID, "upload-progress").is_displayed()
 
 
+def over_a_one_megabyte_limit(settings, tmp_path):
+    """A real video of 1.3 MB, with MAX_UPLOAD_MB at 1 and local disk as the provider."""
+    settings.STORAGE_PROVIDERS = ["local"]
+    settings.MAX_UPLOAD_MB = 1
+    big = tmp_path / "big.webm"
+    big.write_bytes(real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes() + bytes(1_300_000))
+    return big
+
+
 def test_a_failed_admin_upload_says_so_and_saves_nothing(
     browser, site, settings, transactional_db, staff_user, tmp_path
 ):
     from videos.models import Video
 
-    settings.STORAGE_PROVIDERS = ["local"]
-    settings.MAX_UPLOAD_MB = 1
-    big = tmp_path / "big.webm"
-    big.write_bytes(real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes() + bytes(1_300_000))
+    big = over_a_one_megabyte_limit(settings, tmp_path)
     sign_in(browser, site, staff_user)
 
     fill_the_add_form(browser, site, staff_user, big)
@@ -201,10 +207,7 @@ def test_an_upload_the_server_refuses_as_too_large_shows_the_servers_limit(
 ):
     from videos.models import Video
 
-    settings.STORAGE_PROVIDERS = ["local"]
-    settings.MAX_UPLOAD_MB = 1
-    big = tmp_path / "big.webm"
-    big.write_bytes(real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes() + bytes(1_300_000))
+    big = over_a_one_megabyte_limit(settings, tmp_path)
     sign_in(browser, site, staff_user)
     browser.get(site + "/admin/videos/video/add/")
     # As if the page were older than the server's limit: only the server can refuse the file.
