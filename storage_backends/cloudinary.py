@@ -30,6 +30,7 @@ from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
+from storage_backends.cloudinary_direct import CloudinaryDirectUploads
 from storage_backends.errors import ProviderAnswerError
 from storage_backends.inventory import StoredFile
 from storage_backends.names import UniqueNamesMixin, unique_name
@@ -134,6 +135,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         self._recent_uploads = collections.OrderedDict()
         self._recent_lock = threading.Lock()
         self._http = urllib3.PoolManager(retries=urllib3.Retry(total=2, read=0, redirect=3))
+        self.direct_uploads = CloudinaryDirectUploads(self)
         bound_sdk_connections()
 
     def __repr__(self):

@@ -8,7 +8,8 @@ transfer, and names are made unique without asking S3 whether they are free.
 ``storage_backends.s3_attempts``). boto3's managed transfer aborts its multipart
 upload when a part fails; when S3 cannot be reached for that, the abort is tried
 again in the background until S3 answers (a bucket lifecycle rule covers the rest,
-see docs/).
+see docs/). Clients upload large files straight to S3 through ``direct_uploads``
+(``storage_backends.s3_direct``).
 """
 
 from boto3.s3.transfer import TransferConfig
@@ -21,6 +22,7 @@ from storage_backends.inventory import StoredFile
 from storage_backends.names import UniqueNamesMixin
 from storage_backends.registry import ProviderSpec
 from storage_backends.s3_attempts import bound_by_save_attempts, leftover_uploads, save_attempt
+from storage_backends.s3_direct import S3DirectUploads
 
 # Reading a stored object (open()) spills to a temporary file past this size, instead
 # of holding the whole object in memory (django-storages' default).
@@ -81,6 +83,7 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
             client_config=client_config,
             **options,
         )
+        self.direct_uploads = S3DirectUploads(self)
 
     def __repr__(self):
         return f"<S3Storage bucket={self.bucket_name}>"

@@ -5,7 +5,8 @@ browsable API, and the API docs page, whose Swagger UI loads its start-up script
 file), so ``script-src 'self'`` holds everywhere and an injected ``<script>`` does not
 run. Inline styles stay allowed: the public pages, DRF's pages and Swagger UI carry
 some, and they cannot run code. Players and posters load from the providers'
-delivery hosts, named from the settings. (Django 6.0 brings ``SECURE_CSP``; this
+delivery hosts, and the admin's upload script sends files to their upload hosts
+(direct uploads), all named from the settings. (Django 6.0 brings ``SECURE_CSP``; this
 middleware is its few lines for 5.2.)
 """
 
@@ -19,14 +20,22 @@ def _origin(url):
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _s3_origins():
+    if not settings.AWS_S3_BUCKET_NAME:
+        return []
+    # Presigned URLs: the endpoint's own host (path style), or AWS's bucket hosts.
+    endpoint = settings.AWS_S3_ENDPOINT_URL
+    return [_origin(endpoint) if endpoint else "https://*.amazonaws.com"]
+
+
 def media_origins():
     """Where video and poster URLs may point besides this site."""
-    origins = [_origin(settings.CLOUDINARY_DELIVERY_PREFIX)]
-    if settings.AWS_S3_BUCKET_NAME:
-        # Presigned URLs: the endpoint's own host (path style), or AWS's bucket hosts.
-        endpoint = settings.AWS_S3_ENDPOINT_URL
-        origins.append(_origin(endpoint) if endpoint else "https://*.amazonaws.com")
-    return " ".join(origins)
+    return " ".join([_origin(settings.CLOUDINARY_DELIVERY_PREFIX), *_s3_origins()])
+
+
+def upload_origins():
+    """Where the admin's upload script may send a file's bytes besides this site."""
+    return " ".join([_origin(settings.CLOUDINARY_UPLOAD_PREFIX), *_s3_origins()])
 
 
 def policy():
@@ -38,6 +47,7 @@ def policy():
             "style-src 'self' 'unsafe-inline'",
             f"img-src 'self' data: {media}",
             f"media-src 'self' {media}",
+            f"connect-src 'self' {upload_origins()}",
             "object-src 'none'",
             "base-uri 'self'",
             "form-action 'self'",

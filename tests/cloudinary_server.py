@@ -3,17 +3,23 @@
 It speaks the part of Cloudinary that Stremora uses, as the ``cloudinary`` SDK calls it
 (``upload_prefix`` pointed here moves both the Upload and the Admin API):
 
-- Upload API, signed with SHA-1 over the sorted parameters and the API secret:
-  ``POST /v1_1/CLOUD/TYPE/upload`` (whole files, or chunks carrying ``Content-Range``
-  and ``X-Unique-Upload-Id`` as ``upload_large`` sends them; every answer names the
-  ``public_id``), ``overwrite=0`` answering ``"existing": true`` for a taken public_id,
-  and ``POST /v1_1/CLOUD/TYPE/destroy`` answering ``{"result": "ok" | "not found"}``.
+- Upload API, signed with SHA-1 over exactly the posted parameters (all but ``file``,
+  ``api_key``, ``resource_type``, ``cloud_name`` and ``signature``) and the API secret,
+  for one hour after the signed ``timestamp`` (401 "Invalid Signature ...", "Stale
+  request ..."): ``POST /v1_1/CLOUD/TYPE/upload`` (whole files, or chunks carrying
+  ``Content-Range`` and ``X-Unique-Upload-Id`` as ``upload_large`` or a browser sends
+  them, assembled by that id, a chunk sent again replacing what followed it; every
+  answer names the ``public_id``, the last one describes the resource), ``overwrite=0``
+  or ``false`` answering ``"existing": true`` for a taken public_id, and
+  ``POST /v1_1/CLOUD/TYPE/destroy`` answering ``{"result": "ok" | "not found"}``. Both
+  answer CORS (a preflight ``OPTIONS``, and ``Access-Control-Allow-Origin`` on every
+  answer), so a page on another origin can post chunks, as it can to Cloudinary.
 - Admin API, HTTP Basic auth with key and secret: ``GET /v1_1/CLOUD/ping``,
   ``GET /v1_1/CLOUD/resources/TYPE/upload/PUBLIC_ID``, the listing
   ``GET /v1_1/CLOUD/resources/TYPE[/upload]?prefix=&max_results=&next_cursor=`` with
   ``next_cursor`` absent on the last page, and ``DELETE /v1_1/CLOUD/resources/TYPE/upload``.
 - Delivery: ``GET /CLOUD/TYPE/upload/[transformations/][vVERSION/]PUBLIC_ID.FORMAT``
-  with single byte ranges, so players can seek.
+  with single byte ranges, so players can seek; ``delivered_bytes`` counts what it sent.
 
 Errors use Cloudinary's body, ``{"error": {"message": ...}}``. The server can be told
 to fail (``fail()`` in process, ``POST /_control/fail`` from another one):
@@ -63,6 +69,10 @@ RESOURCE_TYPES = ("image", "video", "raw")
 SIGNATURE_MAX_AGE = 3600
 # A hang lasts until healed, or this long at most, so no test can wedge forever.
 HANG_LIMIT = 120
+# What a page on another origin may send to the Upload API, and read of its answers.
+CORS_ALLOWED_HEADERS = "Content-Type, Content-Range, X-Unique-Upload-Id, X-Requested-With"
+CORS_EXPOSED_HEADERS = "X-Request-Id, X-Cld-Error"
+CORS_MAX_AGE = 600
 
 
 class Fault:
@@ -188,6 +198,7 @@ class CloudinaryTestServer:
             self._partial_uploads = {}
             self.requests = {action: 0 for action in ACTIONS}
             self.faults_served = 0
+            self.delivered_bytes = 0
             self.max_file_size = None
         self._healed.set()
         for child in ("files", "partial"):
@@ -305,7 +316,7 @@ class CloudinaryTestServer:
             public_id = f"{fields['folder'].strip('/')}/{public_id}"
         extension = Path(filename or "").suffix.lstrip(".").lower()
         file_format = None if resource_type == "raw" else (fields.get("format") or extension or None)
-        overwrite = fields.get("overwrite", "1") not in ("0", "false")
+        overwrite = fields.get("overwrite", "1").lower() not in ("0", "false")
 
         if content_range:
             return self._upload_chunk(
@@ -323,12 +334,17 @@ class CloudinaryTestServer:
             return 400, _error(f"Content-Range {content_range} does not match a chunk of {len(data)} bytes")
         partial = self.storage_dir / "partial" / upload_id
         with self._lock:
-            received = self._partial_uploads.get(upload_id, 0)
-            if first != received:
+            owner, received = self._partial_uploads.get(upload_id, ((resource_type, public_id), 0))
+            if owner != (resource_type, public_id):
+                return 400, _error(f"X-Unique-Upload-Id {upload_id} belongs to an upload of another file")
+            if first > received:
                 return 400, _error(f"Chunk starts at {first}, expected {received}")
-            with open(partial, "ab") as handle:
+            # A chunk sent again (a client resuming) replaces it and everything after it.
+            with open(partial, "r+b" if partial.exists() else "wb") as handle:
+                handle.truncate(first)
+                handle.seek(first)
                 handle.write(data)
-            self._partial_uploads[upload_id] = last + 1
+            self._partial_uploads[upload_id] = (owner, last + 1)
         if total < 0 or last + 1 < total:
             return 200, {"done": False, "public_id": public_id, "bytes": last + 1, "upload_id": upload_id}
         with self._lock:
@@ -336,6 +352,9 @@ class CloudinaryTestServer:
         return self._finish(resource_type, public_id, file_format, filename, partial, overwrite)
 
     def _finish(self, resource_type, public_id, file_format, filename, data_or_path, overwrite):
+        if file_format is None and resource_type == "video":
+            # A chunk posted as a bare blob names no extension: Cloudinary tells by the content.
+            file_format = _video_format_of(data_or_path)
         with self._lock:
             existing = self._resources.get((resource_type, public_id))
             if existing and not overwrite:
@@ -398,6 +417,19 @@ def _error(message):
     return {"error": {"message": message}}
 
 
+def _video_format_of(data_or_path):
+    if isinstance(data_or_path, Path):
+        with open(data_or_path, "rb") as handle:
+            head = handle.read(12)
+    else:
+        head = data_or_path[:12]
+    if head[4:8] == b"ftyp":
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    return None
+
+
 def _md5_of(path):
     digest = hashlib.md5()
     with open(path, "rb") as handle:
@@ -457,6 +489,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("X-Request-Id", uuid.uuid4().hex)
+        if getattr(self, "_cors", False):
+            self._send_cors_headers()
         for header, value in (extra_headers or {}).items():
             self.send_header(header, value)
         self.end_headers()
@@ -481,6 +515,14 @@ class _Handler(BaseHTTPRequestHandler):
         }
         status, body = responses[kind]
         self._send(status, body, "text/html" if isinstance(body, bytes) else "application/json")
+
+    def _send_cors_headers(self):
+        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+        self.send_header("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS)
+        self.send_header("Vary", "Origin")
+
+    def _is_upload_api(self, parts):
+        return len(parts) == 4 and parts[0] == "v1_1" and parts[3] in ("upload", "destroy")
 
     def _admin_authorised(self):
         expected = base64.b64encode(f"{self.app.api_key}:{self.app.api_secret}".encode()).decode()
@@ -512,13 +554,31 @@ class _Handler(BaseHTTPRequestHandler):
             return self._admin("DELETE", parts[1:], query, multi_query.get("public_ids[]", []))
         self._send(404, _error("Not found"))
 
+    def do_OPTIONS(self):
+        parts, _, _ = self._route()
+        self._body()
+        if not self._is_upload_api(parts):
+            return self._send(404, _error("Not found"))
+        self._cors = True
+        self._send(
+            200,
+            b"",
+            "text/plain",
+            {
+                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+                "Access-Control-Max-Age": str(CORS_MAX_AGE),
+            },
+        )
+
     def do_POST(self):
         parts, _, _ = self._route()
         body = self._body()
         if parts[:1] == ["_control"]:
             return self._control_post(parts[1:], body)
-        if len(parts) != 4 or parts[0] != "v1_1" or parts[3] not in ("upload", "destroy"):
+        if not self._is_upload_api(parts):
             return self._send(404, _error("Not found"))
+        self._cors = True
         _, cloud, resource_type, action = parts
         fault = self.app._fault_for(action)
         if fault:
@@ -597,8 +657,14 @@ class _Handler(BaseHTTPRequestHandler):
             if first > last:
                 return self._send(416, b"", content_type, {"Content-Range": f"bytes */{len(data)}"})
             headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
-            return self._send(206, data[first : last + 1], content_type, headers)
-        self._send(200, data, content_type, headers)
+            data = data[first : last + 1]
+            status = 206
+        else:
+            status = 200
+        if self.command != "HEAD":
+            with self.app._lock:
+                self.app.delivered_bytes += len(data)
+        self._send(status, data, content_type, headers)
 
     def _control_get(self, parts):
         if parts == ["resources"]:

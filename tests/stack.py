@@ -87,9 +87,12 @@ class RedisServer:
 
 
 class GunicornServer:
-    """Stremora served by gunicorn with several workers, configured by ``environment``."""
+    """Stremora served by gunicorn with several workers, configured by ``environment``;
+    ``application`` names another WSGI application (``tests.static_wsgi``: with its
+    static files, for a browser)."""
 
-    def __init__(self, environment, workers=3, timeout=60):
+    def __init__(self, environment, workers=3, timeout=60, application="stremora.wsgi:application"):
+        self.application = application
         self.port = free_port()
         self.workers = workers
         self.timeout = timeout
@@ -105,7 +108,7 @@ class GunicornServer:
         self._log = tempfile.NamedTemporaryFile(prefix="stremora-gunicorn-", suffix=".log", delete=False)
         self._process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "stremora.wsgi:application",
+                sys.executable, "-m", "gunicorn", self.application,
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(self.workers),
                 "--timeout", str(self.timeout),

@@ -232,3 +232,123 @@ def test_moving_a_video_whose_file_is_gone_reports_it_and_moves_the_rest(
     assert shown[-1] == "Moved 1 video(s) to s3; 1 failed."
     assert Video.objects.get(pk=kept.pk).storage_provider == "s3"
     assert Video.objects.get(pk=gone.pk).storage_provider == "local"
+
+
+def test_the_upload_script_is_told_where_to_go_and_the_message_waits_for_that_page(
+    admin_client, staff_user, media_root
+):
+    response = admin_client.post(
+        reverse("admin:videos_video_add"),
+        {"title": "Sent by the script", "owner": staff_user.pk, "file": video_upload()},
+        headers={"X-Requested-With": "XMLHttpRequest"},
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"location": reverse("admin:videos_video_changelist")}
+    page = admin_client.get(response.json()["location"])
+    video = Video.objects.get(title="Sent by the script")
+    link = f'<a href="{reverse("admin:videos_video_change", args=[video.pk])}">{video}</a>'
+    assert [str(message) for message in page.context["messages"]] == [f"The video “{link}” was added successfully."]
+
+
+def test_the_add_form_shows_no_provider_or_size_before_a_file_is_stored(admin_client):
+    page = admin_client.get(reverse("admin:videos_video_add")).content.decode()
+
+    for field in ("storage_provider", "size_bytes", "size", "content_type", "duration_seconds", "duration"):
+        assert f"field-{field}" not in page
+    assert "Cloudinary" not in page
+    assert "field-file" in page and "field-title" in page
+
+
+def shown_read_only(response):
+    """The change form's read-only rows as the editor reads them: ``{label: text}``."""
+    return {
+        field.label_tag(): str(field.contents())
+        for fieldset in response.context["adminform"]
+        for line in fieldset
+        for field in line
+        if field.is_readonly
+    }
+
+
+@pytest.mark.parametrize("seconds, duration", [(83.4, "1:23"), (3725.0, "1:02:05")])
+def test_the_change_form_names_size_and_duration_plainly(admin_client, staff_user, media_root, seconds, duration):
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
+    Video.objects.filter(pk=video.pk).update(size_bytes=5 * 1024 * 1024, duration_seconds=seconds)
+
+    shown = shown_read_only(admin_client.get(reverse("admin:videos_video_change", args=[video.pk])))
+
+    assert shown["<label>Size:</label>"] == "5.0\xa0MB"
+    assert shown["<label>Duration:</label>"] == duration
+    assert not any("bytes" in label or "seconds" in label for label in shown)
+
+
+def test_a_video_not_yet_measured_shows_no_duration(admin_client, staff_user, media_root):
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
+
+    shown = shown_read_only(admin_client.get(reverse("admin:videos_video_change", args=[video.pk])))
+
+    assert shown["<label>Duration:</label>"] == "-"
+
+
+def uploaded_directly(owner, body):
+    """A direct upload of ``body`` by ``owner`` to local disk, its bytes all sent."""
+    import io
+
+    from videos import upload_sessions
+
+    session = upload_sessions.start_upload(owner, filename="clip.mp4", size=len(body), content_type="video/mp4")
+    upload_sessions.receive_chunk(session, start=0, end=len(body) - 1, total=len(body), stream=io.BytesIO(body))
+    return session
+
+
+def add_with_upload(admin_client, staff_user, session, **fields):
+    data = {"title": "Sent directly", "description": "", "owner": staff_user.pk, "upload_session": session.pk}
+    return admin_client.post(reverse("admin:videos_video_add"), {**data, **fields})
+
+
+def test_the_add_form_saves_a_direct_upload_by_its_id(admin_client, staff_user, settings, media_root):
+    settings.STORAGE_PROVIDERS = ["local"]
+    body = video_upload(size=50_000).body
+    session = uploaded_directly(staff_user, body)
+
+    response = add_with_upload(admin_client, staff_user, session, upload_report="{}")
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    video = Video.objects.get(title="Sent directly")
+    assert video.storage_provider == "local" and video.size_bytes == len(body) and video.content_type == "video/mp4"
+    assert sha256((media_root / video.file.name.removeprefix("local:")).read_bytes()) == sha256(body)
+    session.refresh_from_db()
+    assert session.status == "completed" and session.video == video
+
+
+def test_a_direct_upload_that_fails_its_check_is_a_form_error_and_saves_nothing(
+    admin_client, staff_user, settings, media_root
+):
+    settings.STORAGE_PROVIDERS = ["local"]
+    session = uploaded_directly(staff_user, b"plain text, not a video " * 100)
+
+    response = add_with_upload(admin_client, staff_user, session, description="Kept")
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.errors["file"] == [
+        "The file is not a video: its content is unrecognised data. It was removed. Choose the file again."
+    ]
+    assert form["description"].value() == "Kept" and not form["upload_session"].value()
+    assert not Video.objects.exists()
+    session.refresh_from_db()
+    assert session.status == "abandoned"
+    assert not any(path.is_file() for path in media_root.rglob("*"))
+
+
+def test_another_editors_direct_upload_cannot_be_taken(admin_client, staff_user, user, settings, media_root):
+    settings.STORAGE_PROVIDERS = ["local"]
+    session = uploaded_directly(user, video_upload().body)
+
+    response = add_with_upload(admin_client, staff_user, session)
+
+    assert response.context["adminform"].form.errors["file"] == [
+        "No such upload of yours: choose the file again."
+    ]
+    assert not Video.objects.exists()

@@ -12,7 +12,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.factories import real_video, sha256, uploaded
+from tests.factories import real_video, sha256, uploaded, video_upload
+from tests.fault_proxy import FaultProxy
+from tests.stack import GunicornServer, site_environment
 from videos import services
 
 WEBM = ("-c:v", "libvpx", "-b:v", "300k", "-c:a", "libvorbis")
@@ -127,6 +129,8 @@ def test_an_admin_upload_shows_progress_and_lands(browser, site, settings, trans
 
     WebDriverWait(browser, 30).until(lambda _: browser.current_url.endswith("/admin/videos/video/"))
     video = Video.objects.get(title="From the browser")
+    shown = [message.text for message in browser.find_elements(By.CSS_SELECTOR, ".messagelist li")]
+    assert shown == [f"The video “{video}” was added successfully."]
     assert video.storage_provider == "local" and video.size_bytes == clip.stat().st_size
     with video.file.open("rb") as stored:
         assert sha256(stored.read()) == sha256(clip.read_bytes())
@@ -156,9 +160,16 @@ def test_an_admin_upload_over_the_small_body_limit_sends_its_csrf_token_first(
     assert Video.objects.get(title="From the browser").size_bytes == large.stat().st_size
 
 
-def test_the_upload_error_box_is_hidden_until_an_upload_fails(browser, site, transactional_db, staff_user):
+@pytest.mark.parametrize("page", ["add", "change"])
+def test_the_upload_error_box_is_hidden_until_an_upload_fails(
+    browser, site, settings, transactional_db, staff_user, page
+):
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = Video.objects.create(title="Clip", owner=staff_user, file=video_upload())
     sign_in(browser, site, staff_user)
-    browser.get(site + "/admin/videos/video/add/")
+    browser.get(site + ("/admin/videos/video/add/" if page == "add" else f"/admin/videos/video/{video.pk}/change/"))
 
     WebDriverWait(browser, 20).until(lambda _: browser.find_elements(By.ID, "id_title"))
     assert not browser.find_element(By.ID, "upload-error").is_displayed()
@@ -180,8 +191,32 @@ def test_a_failed_admin_upload_says_so_and_saves_nothing(
 
     error = browser.find_element(By.ID, "upload-error")
     WebDriverWait(browser, 30).until(lambda _: error.is_displayed())
-    assert error.text == "The file is larger than the server accepts."
-    assert browser.find_element(By.CSS_SELECTOR, "#upload-progress progress").get_attribute("value") == "100"
+    assert error.text == "The file is larger than the limit of 1 MB. Nothing was sent."
+    assert browser.find_element(By.ID, "id_title").get_attribute("value") == "From the browser"
+    assert not Video.objects.exists()
+
+
+def test_an_upload_the_server_refuses_as_too_large_shows_the_servers_limit(
+    browser, site, settings, transactional_db, staff_user, tmp_path
+):
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    settings.MAX_UPLOAD_MB = 1
+    big = tmp_path / "big.webm"
+    big.write_bytes(real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes() + bytes(1_300_000))
+    sign_in(browser, site, staff_user)
+    browser.get(site + "/admin/videos/video/add/")
+    # As if the page were older than the server's limit: only the server can refuse the file.
+    browser.execute_script("document.getElementById('upload-progress').dataset.maxUploadMb = '100'")
+
+    browser.find_element(By.ID, "id_title").send_keys("From the browser")
+    browser.find_element(By.ID, "id_file").send_keys(str(big))
+    browser.find_element(By.NAME, "_save").click()
+
+    error = browser.find_element(By.ID, "upload-error")
+    WebDriverWait(browser, 30).until(lambda _: error.is_displayed())
+    assert error.text.replace("\xa0", " ") == "The file is 1.3 MB, larger than the limit of 1 MB."
     assert not Video.objects.exists()
 
 
@@ -211,3 +246,201 @@ def test_a_player_served_by_cloudinary_loads_under_the_policy(
     assert browser.execute_script("return arguments[0].currentSrc", player).startswith(cloudinary_server.url)
     WebDriverWait(browser, 20).until(lambda _: browser.execute_script("return arguments[0].readyState", player) >= 1)
     assert browser.execute_script("return arguments[0].error", player) is None
+
+
+# -- the admin's direct uploads, against gunicorn -----------------------------
+
+BUCKET = "stremora-test"
+# Browsers PUT parts across origins: the bucket must allow it and show each part's ETag.
+BUCKET_CORS = {
+    "CORSRules": [
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["PUT"], "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"]}
+    ]
+}
+
+
+@pytest.fixture
+def serve(settings, transactional_db, media_root):
+    """``serve(providers, s3_url=None)``: gunicorn with its static files, over ``providers``."""
+    media_root.mkdir(parents=True, exist_ok=True)
+    servers = []
+
+    def start(providers, s3_url=None):
+        s3 = {"s3_url": s3_url, "s3_settings": settings, "bucket": BUCKET} if s3_url else {}
+        environment = site_environment(
+            secret_key=settings.SECRET_KEY,  # the test signs the session it hands to the browser
+            media_root=media_root, providers=providers, STORAGE_TIMEOUT=3, **s3,
+        )
+        server = GunicornServer(environment, workers=2, application="tests.static_wsgi:application").start()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    s3_server.client().put_bucket_cors(Bucket=BUCKET, CORSConfiguration=BUCKET_CORS)
+    return s3_server
+
+
+def padded_video(tmp_path, size):
+    """A real video padded with zeros to ``size`` bytes: parts and chunks to send, still a video."""
+    clip = real_video(tmp_path, "seed.webm", codec_args=WEBM).read_bytes()
+    path = tmp_path / "clip.webm"
+    path.write_bytes(clip + bytes(size - len(clip)))
+    return path
+
+
+def stored_bytes(video, s3=None):
+    if video.storage_provider == "s3":
+        key = "stremora/" + video.file.name.removeprefix("s3:")
+        return s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    with video.file.open("rb") as stored:
+        return stored.read()
+
+
+def landed(browser):
+    """Waits for the changelist the form goes to once saved; returns the messages shown."""
+    def on_changelist_or_error(_):
+        if browser.current_url.endswith("/admin/videos/video/"):
+            return True
+        errors = browser.find_elements(By.ID, "upload-error")
+        if errors and errors[0].is_displayed():
+            raise AssertionError(f"the upload failed: {errors[0].text}")
+        return False
+
+    WebDriverWait(browser, 60).until(on_changelist_or_error)
+    return [message.text for message in browser.find_elements(By.CSS_SELECTOR, ".messagelist li")]
+
+
+def test_an_admin_upload_goes_straight_to_s3(browser, serve, s3_bucket, staff_user, tmp_path):
+    from videos.models import Video
+
+    site = serve("s3,local", s3_url=s3_bucket.url)
+    clip = padded_video(tmp_path, 20 * 1024 * 1024)  # three parts of 8 MiB
+    sign_in(browser, site, staff_user)
+
+    fill_the_add_form(browser, site, staff_user, clip)
+
+    assert landed(browser) == ["The video “From the browser” was added successfully."]
+    video = Video.objects.get(title="From the browser")
+    assert video.storage_provider == "s3" and video.size_bytes == clip.stat().st_size
+    assert sha256(stored_bytes(video, s3_bucket)) == sha256(clip.read_bytes())
+    assert s3_bucket.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_an_admin_upload_the_browser_cannot_send_to_s3_moves_to_the_next_provider(
+    browser, serve, s3_bucket, staff_user, tmp_path
+):
+    from videos.models import UploadSession, Video
+
+    site = serve("s3,local", s3_url=s3_bucket.url)
+    clip = padded_video(tmp_path, 10 * 1024 * 1024)
+    sign_in(browser, site, staff_user)
+    # The server reaches S3; this browser does not (a firewall, a proxy): its parts fail.
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [s3_bucket.url + "/*"]})
+    try:
+        fill_the_add_form(browser, site, staff_user, clip)
+        assert landed(browser) == ["The video “From the browser” was added successfully."]
+    finally:
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+
+    video = Video.objects.get(title="From the browser")
+    assert video.storage_provider == "local"
+    assert sha256(stored_bytes(video)) == sha256(clip.read_bytes())
+    assert [attempt["provider"] for attempt in UploadSession.objects.get().tried] == ["s3"]
+
+
+def test_an_admin_upload_with_s3_refusing_lands_on_local_disk(browser, serve, s3_bucket, staff_user, tmp_path):
+    from videos.models import Video
+
+    with FaultProxy("127.0.0.1", s3_bucket.port) as proxy:
+        proxy.set_mode("refuse")
+        site = serve("s3,local", s3_url=proxy.url)
+        clip = padded_video(tmp_path, 10 * 1024 * 1024)
+        sign_in(browser, site, staff_user)
+
+        fill_the_add_form(browser, site, staff_user, clip)
+
+        assert landed(browser) == ["The video “From the browser” was added successfully."]
+    video = Video.objects.get(title="From the browser")
+    assert video.storage_provider == "local"
+    assert sha256(stored_bytes(video)) == sha256(clip.read_bytes())
+
+
+def test_when_every_provider_fails_the_form_stays_with_a_readable_message(
+    browser, serve, s3_bucket, staff_user, tmp_path
+):
+    from videos.models import Video
+
+    with FaultProxy("127.0.0.1", s3_bucket.port) as proxy:
+        proxy.set_mode("refuse")
+        site = serve("s3", s3_url=proxy.url)
+        clip = padded_video(tmp_path, 1024 * 1024)
+        sign_in(browser, site, staff_user)
+        browser.get(site + "/admin/videos/video/add/")
+        browser.find_element(By.ID, "id_title").send_keys("Kept")
+        browser.find_element(By.ID, "id_description").send_keys("Also kept")
+        browser.find_element(By.ID, "id_file").send_keys(str(clip))
+        browser.find_element(By.NAME, "_save").click()
+
+        error = browser.find_element(By.ID, "upload-error")
+        WebDriverWait(browser, 30).until(lambda _: error.is_displayed())
+
+    assert error.text.startswith("The video could not be uploaded: every storage provider failed")
+    assert "Nothing was saved; your changes are still here" in error.text
+    assert "Error(" not in error.text and "Traceback" not in error.text
+    assert browser.current_url == site + "/admin/videos/video/add/"
+    assert browser.find_element(By.ID, "id_title").get_attribute("value") == "Kept"
+    assert browser.find_element(By.ID, "id_description").get_attribute("value") == "Also kept"
+    assert browser.find_element(By.NAME, "_save").is_enabled()
+    assert not Video.objects.exists()
+
+
+def test_save_is_disabled_and_the_progress_in_view_while_the_video_uploads(
+    browser, serve, staff_user, tmp_path
+):
+    from videos.models import UploadSession, Video
+
+    site = serve("local")
+    clip = padded_video(tmp_path, 12 * 1024 * 1024)
+    sign_in(browser, site, staff_user)
+    browser.execute_cdp_cmd("Network.enable", {})
+    # About four seconds for the file: long enough to look at the page meanwhile.
+    browser.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 3 * 1024 * 1024},
+    )
+    try:
+        fill_the_add_form(browser, site, staff_user, clip)
+        bar = browser.find_element(By.CSS_SELECTOR, "#upload-progress progress")
+        WebDriverWait(browser, 20).until(lambda _: 0 < int(bar.get_attribute("value")) < 100)
+
+        buttons = browser.find_elements(By.CSS_SELECTOR, "#video_form [type=submit]")
+        assert len(buttons) == 3 and not any(button.is_enabled() for button in buttons)
+        browser.execute_script("window.scrollTo(0, 0)")
+        assert in_view(browser, browser.find_element(By.ID, "upload-progress"))
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        assert in_view(browser, browser.find_element(By.ID, "upload-progress"))
+        # A second Save (Enter in a field) starts no second upload.
+        browser.execute_script("document.getElementById('video_form').requestSubmit()")
+    finally:
+        browser.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+        )
+
+    assert landed(browser) == ["The video “From the browser” was added successfully."]
+    assert UploadSession.objects.count() == 1 and Video.objects.count() == 1
+
+
+def in_view(browser, element):
+    return browser.execute_script(
+        "var box = arguments[0].getBoundingClientRect();"
+        "return box.height > 0 && box.top >= 0 && box.bottom <= window.innerHeight;",
+        element,
+    )

@@ -102,3 +102,16 @@ def test_the_debug_page_keeps_its_scripts_and_a_real_500_keeps_the_policy(client
     assert response.status_code == 500
     assert ("Content-Security-Policy" in response) is not debug
     assert (b"the list broke" in response.content) is debug
+
+
+def test_the_admin_may_send_direct_uploads_to_the_providers_upload_hosts(client, staff_user, settings):
+    settings.CLOUDINARY_UPLOAD_PREFIX = "https://upload.example.net/base"
+    settings.AWS_S3_BUCKET_NAME = "videos"
+    settings.AWS_S3_ENDPOINT_URL = "https://s3.example.org:9000/"
+    client.force_login(staff_user)
+
+    policy = directives(client.get("/admin/videos/video/add/"))
+
+    assert policy["connect-src"] == ["'self'", "https://upload.example.net", "https://s3.example.org:9000"]
+    settings.AWS_S3_ENDPOINT_URL = None
+    assert directives(client.get("/admin/videos/video/add/"))["connect-src"][-1] == "https://*.amazonaws.com"

@@ -6,6 +6,7 @@ import re
 import secrets
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -26,6 +27,7 @@ IAM_ACTION_OF = {
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListParts": "s3:ListMultipartUploadParts",
     "GetObject": "s3:GetObject",
     "HeadObject": "s3:GetObject",
     "DeleteObject": "s3:DeleteObject",
@@ -57,7 +59,38 @@ def s3_operations_the_code_performs():
         events.register("before-send.s3.UploadPart", fail_a_part)
         with pytest.raises(Exception):
             storage.save("videos/broken.mp4", ContentFile(b"z" * (9 * 1024 * 1024)))
+
+        direct_upload_of(storage)
     return set(operations)
+
+
+def direct_upload_of(storage):
+    """A direct upload from start to abort; the client's own UploadPart requests are not the server's."""
+    uploads, key = storage.direct_uploads, "videos/direct.mp4"
+    expires_at = datetime.now(timezone.utc) + timedelta(hours=1)
+    started = uploads.start(key, 9 * 1024 * 1024, "video/mp4", expires_at=expires_at)
+    uploads.sign_parts(key, started.state, [2], expires_at=expires_at)
+    client = boto3.client("s3", region_name="us-east-1")
+    report = [
+        {
+            "number": number,
+            "etag": client.upload_part(
+                Bucket="policy-test",
+                Key=f"stremora/{key}",
+                UploadId=started.state["upload_id"],
+                PartNumber=number,
+                Body=body,
+            )["ETag"],
+        }
+        for number, body in ((1, b"d" * (8 * 1024 * 1024)), (2, b"e" * (1024 * 1024)))
+    ]
+    uploads.received(key, started.state)
+    uploads.finish(key, started.state, {"parts": report})
+    uploads.finish(key, started.state, {"parts": report})
+    uploads.received(key, started.state)
+    uploads.read_head(key, 64)
+    uploads.probe_source(key)
+    uploads.abort(key, started.state)
 
 
 def test_the_iam_policy_allows_exactly_what_the_code_calls():
@@ -76,6 +109,7 @@ def test_the_iam_policy_allows_exactly_what_the_code_calls():
     assert not unknown, f"add these operations to IAM_ACTION_OF and the policy: {unknown}"
     assert granted == {IAM_ACTION_OF[operation] for operation in operations}
     assert "AbortMultipartUpload" in operations and "CompleteMultipartUpload" in operations
+    assert "ListParts" in operations
 
 
 class RecordingEnvironment(dict):

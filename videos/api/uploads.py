@@ -60,7 +60,9 @@ class UploadProgressSerializer(UploadSerializer):
 
     def get_received_bytes(self, session) -> int | None:
         received = self._received(session)
-        return received.received_bytes if received else session.size
+        if received is None:
+            return session.size if session.status == UploadSession.Status.COMPLETED else 0
+        return received.received_bytes
 
     def get_parts(self, session) -> list[dict]:
         received = self._received(session)

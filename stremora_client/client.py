@@ -1,0 +1,181 @@
+"""The client of Stremora's direct uploads: start, send to the target, fall over, complete."""
+
+import mimetypes
+import os
+
+import requests
+
+from stremora_client.errors import (
+    NoProviderLeft,
+    ServerRefused,
+    TargetFailed,
+    UploadError,
+    describe_network_error,
+    message_of,
+)
+from stremora_client.progress import progress_for
+from stremora_client.resume import ResumeState, upload_key
+from stremora_client.transfer import SENDERS
+
+API_TIMEOUT = (10, 60)  # seconds: to connect, then between bytes of the answer
+GONE = (404, 410)  # an upload the server no longer knows, or that expired
+
+
+class Client:
+    """Stremora's upload API at ``url`` for the user whose API token is ``token``.
+
+        client = Client("https://videos.example.com", token)
+        video = client.upload("harbour.mp4", title="Harbour")
+    """
+
+    def __init__(self, url, token, *, state=None):
+        self.url = url.rstrip("/")
+        self._token = token
+        self.state = state if state is not None else ResumeState()
+        self._session = requests.Session()
+        self._session.headers.update(self.auth_headers())
+
+    def __repr__(self):
+        return f"Client({self.url!r})"  # never the token
+
+    def auth_headers(self):
+        return {"Authorization": f"Token {self._token}"}
+
+    # The API, one method a call.
+
+    def start_upload(self, filename, size, content_type):
+        return self._call("POST", "/api/uploads/", {"filename": filename, "size": size, "content_type": content_type})
+
+    def describe_upload(self, upload_id):
+        return self._call("GET", f"/api/uploads/{upload_id}/")
+
+    def sign_parts(self, upload_id, numbers):
+        return self._call("POST", f"/api/uploads/{upload_id}/parts/", {"numbers": list(numbers)})["parts"]
+
+    def fail_upload(self, upload_id, reason):
+        return self._call("POST", f"/api/uploads/{upload_id}/fail/", {"reason": reason})
+
+    def complete_upload(self, upload_id, **report):
+        return self._call("POST", f"/api/uploads/{upload_id}/complete/", report)
+
+    def abandon_upload(self, upload_id):
+        self._call("DELETE", f"/api/uploads/{upload_id}/")
+
+    def video(self, video_id):
+        return self._call("GET", f"/api/videos/{video_id}/")
+
+    def _call(self, method, path, payload=None):
+        url = self.url + path
+        try:
+            response = self._session.request(method, url, json=payload, timeout=API_TIMEOUT)
+        except requests.RequestException as error:
+            raise UploadError(f"Stremora could not be reached: {describe_network_error(error, url)}") from None
+        if response.status_code >= 400:
+            raise ServerRefused(message_of(response), response.status_code, response.headers.get("Retry-After"))
+        if response.status_code == 204:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            raise UploadError(f"Stremora answered {method} {path} with something that is not JSON") from None
+
+    # The whole upload.
+
+    def upload(self, path, *, title, description="", is_published=False, video=None, resume=False, progress=True,
+               parallel=4):
+        """Upload the file at ``path`` straight to the provider Stremora picks, then make
+        it a video (or, with ``video=ID``, that video's new file); returns the video as
+        ``/api/videos/`` shows it. Raises UploadError with a one-line message."""
+        path = os.fspath(path)
+        try:
+            size = os.path.getsize(path)
+        except OSError as error:
+            raise UploadError(f"Cannot read {path}: {error.strerror}") from None
+        if size == 0:
+            raise UploadError(f"{path} is empty")
+        if video is not None:
+            self.video(video)  # a wrong id is said before any byte is sent
+        key = upload_key(self.url, path)
+        upload = self._resumed(key) if resume else None
+        if upload is not None and upload.get("status") == "completed" and upload.get("video"):
+            self.state.forget(key)
+            return self.video(upload["video"])
+        if upload is None:
+            content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            upload = self.start_upload(os.path.basename(path), size, content_type)
+            self.state.remember(key, upload["id"])
+
+        bar = progress_for(progress, size)
+        try:
+            report = self._send(upload, path, size, bar, parallel)
+        except NoProviderLeft:
+            self.state.forget(key)  # abandoned: nothing left to resume
+            raise
+        finally:
+            bar.finish()
+
+        fields = {"title": title, "description": description, "is_published": is_published, **report}
+        if video is not None:
+            fields["video"] = video
+        try:
+            result = self.complete_upload(upload["id"], **fields)
+        except ServerRefused:
+            self.state.forget(key)  # the server removed what was sent
+            raise
+        self.state.forget(key)
+        return result
+
+    def _resumed(self, key):
+        """The upload remembered for ``key`` as the server has it now, or None when
+        there is none or the server no longer knows it (expired, abandoned)."""
+        upload_id = self.state.upload_id(key)
+        if upload_id is None:
+            return None
+        try:
+            upload = self.describe_upload(upload_id)
+        except ServerRefused as refusal:
+            if refusal.status not in GONE:
+                raise
+            upload = None
+        if upload is None or upload.get("status") not in ("uploading", "completed"):
+            self.state.forget(key)
+            return None
+        return upload
+
+    def _send(self, upload, path, size, progress, parallel):
+        """Send the bytes to the upload's target, moving to the next provider each time
+        a target fails; returns what ``complete/`` needs to hear of them."""
+        while True:
+            method = upload["target"]["method"]
+            if method not in SENDERS:
+                raise UploadError(f"This client cannot send to a {method!r} target")
+            sender = SENDERS[method](self, upload, path, size, progress, parallel)
+            progress.restart(sender.prepare(upload))
+            try:
+                return sender.send()
+            except TargetFailed as failure:
+                upload = self._fail_over(upload, failure.reason)
+
+    def _fail_over(self, upload, reason):
+        provider = upload.get("provider", "the provider")
+        try:
+            return self.fail_upload(upload["id"], f"{provider}: {reason}")
+        except ServerRefused as refusal:
+            if refusal.status != 503:
+                raise
+            try:
+                self.abandon_upload(upload["id"])  # the server removes what the last provider holds
+            except UploadError:
+                pass
+            retry = f"; try again in {refusal.retry_after} s" if refusal.retry_after else ""
+            raise NoProviderLeft(f"No storage provider could take the upload ({provider}: {reason}){retry}") from None
+
+
+def upload(path, *, url, token, title, description="", is_published=False, video=None, resume=False, progress=True,
+           parallel=4, state=None):
+    """Upload the video file at ``path`` to the Stremora server at ``url``; see
+    ``Client.upload``. ``state``: a ``ResumeState`` other than the user's cache file."""
+    return Client(url, token, state=state).upload(
+        path, title=title, description=description, is_published=is_published, video=video, resume=resume,
+        progress=progress, parallel=parallel,
+    )

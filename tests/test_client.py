@@ -1,0 +1,550 @@
+"""The Python upload client, ``stremora_client``: its pieces here, then against a real server."""
+
+import io
+import json
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings as django_settings
+from rest_framework.authtoken.models import Token
+
+import stremora_client
+from stremora_client.errors import describe_network_error, message_of
+from stremora_client.progress import TerminalProgress, format_line, progress_for
+from stremora_client.resume import FORGET_AFTER_SECONDS, ResumeState, default_state_path, upload_key
+from stremora_client.transfer import chunk_ranges, content_range, part_range, read_range
+from tests.counting_proxy import CountingProxy
+from tests.factories import sha256, video_bytes
+from tests.fault_proxy import FaultProxy
+from tests.stack import GunicornServer, site_environment
+from videos.models import UploadSession, Video
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+# Part and chunk ranges
+
+
+@pytest.mark.parametrize("size", [1, 8 * MIB - 1, 8 * MIB, 8 * MIB + 1, 100 * MIB + 12345])
+def test_the_parts_cover_the_file_exactly_once_in_order(size):
+    part_size = 8 * MIB
+    part_count = -(-size // part_size)
+
+    ranges = [part_range(number, part_size, size) for number in range(1, part_count + 1)]
+
+    assert ranges[0][0] == 0
+    for (offset, length), (next_offset, _) in zip(ranges, ranges[1:]):
+        assert length == part_size and offset + length == next_offset
+    last_offset, last_length = ranges[-1]
+    assert 0 < last_length <= part_size and last_offset + last_length == size
+
+
+def test_a_part_outside_the_file_is_refused():
+    with pytest.raises(ValueError):
+        part_range(0, 8 * MIB, 20 * MIB)
+    with pytest.raises(ValueError):
+        part_range(4, 8 * MIB, 24 * MIB)  # three parts exactly
+
+
+def test_chunks_start_where_the_server_left_off_and_end_at_the_last_byte():
+    assert chunk_ranges(0, 10, 25) == [(0, 10), (10, 10), (20, 5)]
+    assert chunk_ranges(10, 10, 25) == [(10, 10), (20, 5)]
+    assert chunk_ranges(25, 10, 25) == []
+    assert [content_range(offset, length, 25) for offset, length in chunk_ranges(12, 10, 25)] == [
+        "bytes 12-21/25",
+        "bytes 22-24/25",
+    ]
+
+
+def test_a_part_is_read_from_its_range_only(tmp_path):
+    path = tmp_path / "clip.mp4"
+    data = os.urandom(3 * 1000 + 7)
+    path.write_bytes(data)
+
+    assert read_range(path, 1000, 1000) == data[1000:2000]
+    assert read_range(path, 3000, 7) == data[3000:]
+
+
+# The resume state file
+
+
+def test_the_state_file_remembers_an_upload_by_server_and_file_until_forgotten(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x" * 100)
+    state = ResumeState(tmp_path / "state" / "uploads.json")
+    key = upload_key("http://videos.example/", video)
+
+    assert state.upload_id(key) is None
+    state.remember(key, "7b0e5f3c-upload")
+
+    assert ResumeState(state.path).upload_id(key) == "7b0e5f3c-upload"  # read back from the file
+    assert ResumeState(state.path).upload_id(upload_key("http://other.example", video)) is None
+    assert stat.S_IMODE(state.path.stat().st_mode) == 0o600
+    state.forget(key)
+    assert ResumeState(state.path).upload_id(key) is None
+
+
+def test_a_file_changed_since_is_a_new_upload(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x" * 100)
+    before = upload_key("http://videos.example", video)
+
+    video.write_bytes(b"y" * 101)
+    assert upload_key("http://videos.example", video) != before
+    os.utime(video, ns=(time.time_ns(), time.time_ns() + 10**9))
+    video.write_bytes(b"y" * 101)
+    same_size = upload_key("http://videos.example", video)
+    os.utime(video, ns=(time.time_ns(), time.time_ns() + 5 * 10**9))
+    assert upload_key("http://videos.example", video) != same_size
+
+
+def test_an_unreadable_state_file_means_nothing_to_resume_and_is_rewritten(tmp_path):
+    path = tmp_path / "uploads.json"
+    path.write_text("{half a file")
+    state = ResumeState(path)
+
+    assert state.upload_id("any") is None
+    state.remember("key", "upload-1")
+    assert json.loads(path.read_text())["key"]["upload"] == "upload-1"
+
+
+def test_entries_older_than_a_month_are_dropped(tmp_path):
+    path = tmp_path / "uploads.json"
+    old = int(time.time()) - FORGET_AFTER_SECONDS - 60
+    path.write_text(json.dumps({"old": {"upload": "upload-0", "saved_at": old}}))
+
+    ResumeState(path).remember("new", "upload-1")
+
+    assert set(json.loads(path.read_text())) == {"new"}
+
+
+def test_the_state_file_lives_in_the_users_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_state_path() == tmp_path / "cache" / "stremora" / "uploads.json"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_state_path() == tmp_path / "home" / ".cache" / "stremora" / "uploads.json"
+
+
+# Progress
+
+
+def test_the_progress_line_shows_the_share_the_bytes_and_the_rate():
+    assert format_line(64 * MIB, 256 * MIB, 2.0) == (
+        " 25% [#######.......................] 64.0/256.0 MiB 32.0 MiB/s"
+    )
+    assert format_line(256 * MIB, 256 * MIB, 4.0, sent_this_run=128 * MIB).endswith("256.0/256.0 MiB 32.0 MiB/s")
+
+
+def test_a_terminal_gets_one_line_redrawn_in_place_then_a_newline():
+    screen = Terminal()
+    progress = progress_for(True, 4 * MIB, stream=screen)
+    assert isinstance(progress, TerminalProgress)
+
+    progress.restart(0)
+    for _ in range(4):
+        progress.add(MIB)
+    progress.finish()
+
+    output = screen.getvalue()
+    assert output.endswith("\n") and output.count("\n") == 1
+    lines = output.rstrip("\n").split("\r")[1:]
+    assert lines[0].startswith("  0% [") and lines[-1].startswith("100% [##############################] 4.0/4.0 MiB")
+
+
+def test_no_bar_when_stderr_is_not_a_terminal_or_progress_is_off():
+    log = io.StringIO()
+    for option in (True, False):
+        progress = progress_for(option, 10, stream=log)
+        progress.restart(0)
+        progress.add(10)
+        progress.finish()
+    assert log.getvalue() == ""
+
+
+def test_a_program_gets_each_step_through_its_callable():
+    calls = []
+    progress = progress_for(lambda sent, total: calls.append((sent, total)), 30, stream=Terminal())
+
+    progress.restart(10)  # a resumed upload: 10 bytes already there
+    progress.add(15)
+    progress.add(5)
+
+    assert calls == [(10, 30), (25, 30), (30, 30)]
+
+
+# Messages
+
+
+def test_a_network_error_names_the_host_and_never_the_presigned_url():
+    url = (
+        "http://127.0.0.1:9000/bucket/videos/clip.mp4?uploadId=abc&partNumber=3"
+        "&X-Amz-Credential=AKIAEXAMPLE%2F20261201&X-Amz-Signature=0123456789abcdef"
+    )
+    with pytest.raises(requests.ConnectionError) as raised:
+        requests.put(url.replace(":9000", f":{closed_port()}"), data=b"x", timeout=2)
+
+    message = describe_network_error(raised.value, url)
+
+    assert message == "connection to 127.0.0.1:9000 refused"
+    assert "Signature" in str(raised.value)  # what requests would have said
+
+
+def test_error_answers_read_as_one_line():
+    assert message_of(answer(400, {"detail": "Not a video:\n  clip.txt"})) == "Not a video: clip.txt"
+    assert message_of(answer(400, {"filename": ["Not a video file."], "size": ["Must be positive."]})) == (
+        "filename: Not a video file.; size: Must be positive."
+    )
+    assert message_of(answer(400, {"non_field_errors": ["Parts are missing."]})) == "Parts are missing."
+    assert message_of(answer(400, {"error": {"message": "Invalid Signature abc"}})) == "Invalid Signature abc"
+    assert message_of(answer(502, None)) == "HTTP 502 Bad Gateway"
+
+
+def closed_port():
+    from tests.s3_server import free_port
+
+    return free_port()
+
+
+def answer(status, body):
+    response = requests.Response()
+    response.status_code = status
+    response.reason = requests.status_codes._codes[status][0].replace("_", " ").title()
+    response._content = b"<html>" if body is None else json.dumps(body).encode()
+    return response
+
+
+# The command line, without a server
+
+
+def run_client(*arguments, env=None, timeout=120):
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("STREMORA_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "stremora_client", *arguments],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_the_command_line_says_in_one_line_when_the_server_is_unreachable(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x" * 100)
+
+    result = run_client("upload", str(video), "--title", "T", "--url", f"http://127.0.0.1:{closed_port()}",
+                        "--token", "secret-token-value", env={"XDG_CACHE_HOME": str(tmp_path)})
+
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "could not be reached" in result.stderr and "secret-token-value" not in result.stderr
+
+
+def test_the_command_line_needs_a_server_and_a_token(tmp_path):
+    result = run_client("upload", str(tmp_path / "clip.mp4"), "--title", "T")
+    assert result.returncode == 2 and "--url and --token are needed" in result.stderr
+
+
+def test_a_missing_file_is_one_line(tmp_path):
+    result = run_client("upload", str(tmp_path / "nowhere.mp4"), "--title", "T", "--url", "http://127.0.0.1:1",
+                        "--token", "k")
+    assert result.returncode == 1
+    assert result.stderr == f"stremora_client: Cannot read {tmp_path / 'nowhere.mp4'}: No such file or directory\n"
+
+
+# Against a real server: gunicorn on PostgreSQL, S3 on moto's server
+
+
+BUCKET = "stremora-test"
+PART = 8 * MIB  # the server's smallest S3 part
+
+
+@pytest.fixture
+def site(settings, media_root):
+    """``site(providers, s3_url=...)``: Stremora served by gunicorn with those providers."""
+    media_root.mkdir(parents=True, exist_ok=True)
+    servers = []
+
+    def start(providers="local", s3_url=None, **variables):
+        environment = site_environment(
+            secret_key=secrets.token_urlsafe(50),
+            media_root=media_root,
+            providers=providers,
+            s3_url=s3_url,
+            s3_settings=settings,
+            bucket=BUCKET,
+            STORAGE_TIMEOUT=5,
+            **variables,
+        )
+        server = GunicornServer(environment, workers=2).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def token(user):
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def cache_home(tmp_path):
+    """The client's cache folder (its resume state), this test's own."""
+    return tmp_path / "cache"
+
+
+def video_file(directory, size, name="clip.mp4"):
+    path = Path(directory) / name
+    path.write_bytes(video_bytes(size))
+    return path
+
+
+def client_command(path, url, *options):
+    return [sys.executable, "-m", "stremora_client", "upload", str(path), "--url", url, *options]
+
+
+def client_environment(token, cache_home):
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("STREMORA_")}
+    environment.update(STREMORA_TOKEN=token, XDG_CACHE_HOME=str(cache_home))
+    return environment
+
+
+def stored_bytes(video):
+    provider, _, key = video.file.name.partition(":")
+    if provider == "s3":
+        return s3_object(key)
+    assert provider == "local", video.file.name
+    return (Path(django_settings.MEDIA_ROOT) / key).read_bytes()
+
+
+def s3_object(key):
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3", endpoint_url=django_settings.AWS_S3_ENDPOINT_URL, aws_access_key_id="testing",
+        aws_secret_access_key="testing", region_name="us-east-1", config=Config(s3={"addressing_style": "path"}),
+    )
+    return client.get_object(Bucket=BUCKET, Key=f"stremora/{key}")["Body"].read()
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_killed_midway_resumes_and_sends_at_most_one_part_twice(s3_server, site, token, cache_home, tmp_path):
+    part_count = 12
+    path = video_file(tmp_path, part_count * PART - 1000)
+    # Every part passes a counting proxy on its way to S3, slowed so that the kill lands midway.
+    with CountingProxy("127.0.0.1", s3_server.port, delay=0.3) as proxy:
+        server = site("s3", s3_url=proxy.url)
+        environment = client_environment(token, cache_home)
+        command = client_command(path, server.url, "--title", "Harbour", "--parallel", "2", "--quiet")
+
+        first = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: sum(proxy.parts_landed().values()) >= 3, 60, "three parts landing")
+            first.send_signal(signal.SIGKILL)
+        finally:
+            first.kill()
+            first.communicate(timeout=30)
+        assert first.returncode == -signal.SIGKILL
+        landed_before_the_kill = sum(proxy.parts_landed().values())
+        assert landed_before_the_kill < part_count, "the kill came too late to cut the upload"
+
+        second = subprocess.run(command + ["--resume"], cwd=ROOT, env=environment, capture_output=True, text=True,
+                                timeout=120)
+
+        assert second.returncode == 0, second.stderr
+        landed = proxy.parts_landed()
+    assert sorted(landed) == list(range(1, part_count + 1))
+    sent_twice = [number for number, times in landed.items() if times > 1]
+    assert len(sent_twice) <= 1 and max(landed.values()) <= 2, landed
+    video = Video.objects.get()
+    assert second.stdout.startswith(f"Video {video.pk} stored on s3: http")
+    assert video.storage_provider == "s3" and video.size_bytes == path.stat().st_size
+    assert sha256(stored_bytes(video)) == sha256(path.read_bytes())
+    assert not (cache_home / "stremora" / "uploads.json").exists() or json.loads(
+        (cache_home / "stremora" / "uploads.json").read_text()
+    ) == {}, "the state of a completed upload is removed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_target_that_cannot_be_reached_moves_the_upload_to_the_next_provider(s3_server, site, token, tmp_path):
+    path = video_file(tmp_path, 2 * PART + 12345)
+    # S3 answers the server's own small calls, but every part is cut off on its way.
+    with FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
+        s3_proxy.set_mode("cut_after", bytes=256 * 1024)
+        server = site("s3,local", s3_url=s3_proxy.url)
+        reported = []
+
+        video = stremora_client.upload(
+            path, url=server.url, token=token, title="Harbour", description="From the pier",
+            progress=lambda sent, total: reported.append(sent), state=ResumeState(tmp_path / "state.json"),
+        )
+
+    assert video["storage_provider"] == "local" and video["title"] == "Harbour"
+    stored = Video.objects.get(pk=video["id"])
+    assert stored.storage_provider == "local" and stored.description == "From the pier"
+    assert sha256(stored_bytes(stored)) == sha256(path.read_bytes())
+    assert reported[-1] == path.stat().st_size
+    session = UploadSession.objects.get(video_id=video["id"])
+    assert [attempt["provider"] for attempt in session.tried] == ["s3"]  # it went to S3 first
+    assert s3_server.keys(BUCKET) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_every_provider_fails_the_command_line_says_so_in_one_line(s3_server, site, token, cache_home, tmp_path):
+    path = video_file(tmp_path, PART + 1)
+    with FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
+        s3_proxy.set_mode("cut_after", bytes=256 * 1024)
+        server = site("s3", s3_url=s3_proxy.url)
+
+        result = subprocess.run(
+            client_command(path, server.url, "--title", "Harbour"), cwd=ROOT, capture_output=True, text=True,
+            env=client_environment(token, cache_home), timeout=120,
+        )
+
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("stremora_client: No storage provider could take the upload (s3: S3 part 1: ")
+    assert "Signature" not in result.stderr and token not in result.stderr
+    assert not Video.objects.exists()
+    assert json.loads((cache_home / "stremora" / "uploads.json").read_text()) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replace_gives_an_existing_video_the_new_file(site, token, cache_home, tmp_path):
+    server = site("local")
+    first = video_file(tmp_path, 100_000, "first.mp4")
+    second = video_file(tmp_path, 3 * 1024 * 1024, "second.mp4")
+    original = stremora_client.upload(first, url=server.url, token=token, title="Harbour", progress=False,
+                                      state=ResumeState(tmp_path / "state.json"))
+
+    result = subprocess.run(
+        client_command(second, server.url, "--title", "Harbour", "--replace", str(original["id"])),
+        cwd=ROOT, capture_output=True, text=True, env=client_environment(token, cache_home), timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    video = Video.objects.get()
+    assert video.pk == original["id"] and result.stdout.startswith(f"Video {video.pk} stored on local: ")
+    assert sha256(stored_bytes(video)) == sha256(second.read_bytes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_server_refusing_the_file_is_one_line(site, token, cache_home, tmp_path):
+    server = site("local")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+
+    result = subprocess.run(
+        client_command(notes, server.url, "--title", "Notes"), cwd=ROOT, capture_output=True, text=True,
+        env=client_environment(token, cache_home), timeout=60,
+    )
+
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("stremora_client: the server refused the upload (400): ")
+    assert not Video.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_local_upload_resumes_from_the_bytes_the_server_holds(site, token, tmp_path):
+    server = site("local")
+    path = video_file(tmp_path, 20 * MIB + 7)
+    state = ResumeState(tmp_path / "state.json")
+
+    def interrupt_after_a_chunk(sent, total):
+        if sent > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stremora_client.upload(path, url=server.url, token=token, title="Harbour", progress=interrupt_after_a_chunk,
+                               state=state)
+    reported = []
+    video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", resume=True,
+                                   progress=lambda sent, total: reported.append(sent), state=state)
+
+    assert reported[0] == 8 * MIB  # the first chunk was not sent again
+    assert reported[-1] == path.stat().st_size
+    assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
+    assert state.upload_id(upload_key(server.url, path)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_the_server_no_longer_knows_starts_over(site, token, tmp_path):
+    server = site("local")
+    path = video_file(tmp_path, 100_000)
+    state = ResumeState(tmp_path / "state.json")
+    state.remember(upload_key(server.url, path), str(uuid.uuid4()))
+
+    video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", resume=True, progress=False,
+                                   state=state)
+
+    assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
+
+
+PEAK_MEMORY_OF_A_CHILD = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def peak_memory_kib(command, environment):
+    """The peak resident memory of ``command``, as the kernel counted it."""
+    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_OF_A_CHILD, *command], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_memory_stays_at_a_few_parts_whatever_the_files_size(s3_server, site, token, cache_home, tmp_path):
+    server = site("s3", s3_url=s3_server.url)
+    environment = client_environment(token, cache_home)
+    small, large = video_file(tmp_path, MIB, "small.mp4"), video_file(tmp_path, 12 * PART, "large.mp4")
+
+    baseline = peak_memory_kib(client_command(small, server.url, "--title", "Small", "--parallel", "2"), environment)
+    peak = peak_memory_kib(client_command(large, server.url, "--title", "Large", "--parallel", "2"), environment)
+
+    # Two parts in flight and one being read: about 24 MiB over the baseline, never the 96 MiB file.
+    assert (peak - baseline) * 1024 <= 3 * PART, f"{baseline} KiB for 1 MiB, {peak} KiB for 96 MiB"
+    assert Video.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replacing_a_video_that_does_not_exist_is_refused_before_any_byte_is_sent(site, token, cache_home, tmp_path):
+    server = site("local")
+    path = video_file(tmp_path, 100_000)
+
+    result = subprocess.run(
+        client_command(path, server.url, "--title", "Harbour", "--replace", "999999"), cwd=ROOT, capture_output=True,
+        text=True, env=client_environment(token, cache_home), timeout=60,
+    )
+
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("stremora_client: the server refused the upload (404): ")
+    assert not UploadSession.objects.exists() and not Video.objects.exists()
