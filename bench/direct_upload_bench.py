@@ -432,6 +432,8 @@ def bench_health(site, path, size_mib, uploads):
         fresh_bucket(moto)
         server = site.gunicorn("s3", s3=moto)
         try:
+            warm_up(server, site.token, path, moto)
+            sample_health(server.url, 1)  # every worker has answered a health check once
             idle = sample_health(server.url, 3)
             sampler = HealthSampler(server.url)
             sampler.start()
