@@ -3,10 +3,10 @@ straight to the provider), against real servers on loopback, as ratios against a
 baseline measured in the same run.
 
     .venv/bin/python bench/direct_upload_bench.py            # all four, 256 MiB
-    .venv/bin/python bench/direct_upload_bench.py client --size-mib 256 --rounds 3
-    .venv/bin/python bench/direct_upload_bench.py server-time --rounds 3
+    .venv/bin/python bench/direct_upload_bench.py client --size-mib 256 --rounds 5
+    .venv/bin/python bench/direct_upload_bench.py server-time --rounds 5
     .venv/bin/python bench/direct_upload_bench.py health --uploads 16
-    .venv/bin/python bench/direct_upload_bench.py fallback --rounds 3
+    .venv/bin/python bench/direct_upload_bench.py fallback --rounds 5
 
 client       a 256 MiB upload with the Python client (``stremora_client.upload``, its
              default parallelism) to S3 on moto's server, against boto3's
@@ -16,7 +16,8 @@ server-time  the time gunicorn spends on one such upload, summed over all its re
              (``%(D)s``, microseconds from the request's headers to its last byte
              sent); target <= 100 ms. Its baseline column is not a ratio's: the time
              moto's server alone takes to answer CompleteMultipartUpload of the same
-             file sent with boto3, which the server's ``complete/`` waits for.
+             file sent with boto3, and a ranged GET of its head, which the server's
+             ``complete/`` waits for.
 health       ``/api/health/`` latency, sampled every 50 ms from a thread of this process,
              while 16 clients (each a ``python -m stremora_client`` process) upload
              256 MiB each straight to S3 at once, against 3 sync workers; target
@@ -31,7 +32,11 @@ fallback     the same upload with the primary failing on its first part: Cloudin
              start of the upload, not its first part, and the chain has no second S3.)
 
 Every benchmark starts its own moto server (moto slows over a long run) and gunicorn
-(3 sync workers) on a PostgreSQL cluster this script starts and removes. The uploaded
+(3 sync workers) on a PostgreSQL cluster this script starts and removes. Each gunicorn
+is warmed up first, untimed: 16 MiB uploads, three at a time, until every worker has
+completed one (a cold worker spends about half a second building its S3 client, which
+a running site's workers hold). Timed uploads alternate with their baseline, each into
+an emptied bucket; figures are medians. The uploaded
 file is a real small MP4 made by ffmpeg, padded with zeros to the size: the server
 sniffs its first bytes on ``complete``. The poster and duration probe is not part of
 any measurement: gunicorn runs with a PATH without ffprobe and ffmpeg, so ``complete``
@@ -44,6 +49,7 @@ Prints one Markdown table, for the README. Not part of the test run.
 
 import argparse
 import math
+from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 import statistics
@@ -53,6 +59,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +69,8 @@ BUCKET = "stremora-bench"
 MIB = 1024 * 1024
 SECRET_KEY = "stremora-bench-secret-key-not-for-production"
 S3_CREDENTIALS = SimpleNamespace(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s"  # method, path, status, microseconds
+ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s %(p)s"  # method, path, status, microseconds, <worker pid>
+WARM_UP_MIB = 16
 HEALTH_INTERVAL = 0.05  # seconds between the starts of two health samples
 HEALTH_TIMEOUT = 30
 # Variables of the caller's shell that would reach a provider or another database.
@@ -79,6 +87,7 @@ class Site:
         self.workdir = Path(workdir)
         self.token = None
         self._postgres = None
+        self.warm_up_file = None
         self._access_logs = 0
 
     def start(self):
@@ -108,6 +117,8 @@ class Site:
         self.token = Token.objects.create(user=user).key
         # gunicorn's PATH: no ffprobe or ffmpeg, so complete/ skips the poster and duration.
         (self.workdir / "path-without-ffprobe").mkdir()
+        (self.workdir / "warm-up").mkdir()
+        self.warm_up_file = video_file(self.workdir / "warm-up", WARM_UP_MIB * MIB)
         return self
 
     def stop(self):
@@ -118,17 +129,17 @@ class Site:
             self._postgres.stop()
             self._postgres = None
 
-    def gunicorn(self, providers, *, s3=None, cloudinary=None, access_log=False):
-        """gunicorn (3 sync workers) serving ``providers``, started; with ``access_log``,
-        each request's time is in its ``access_log`` file."""
+    def gunicorn(self, providers, *, s3=None, cloudinary=None):
+        """gunicorn (3 sync workers) serving ``providers``, started and warmed up; each
+        request's time is in its ``access_log`` file."""
         from tests.stack import GunicornServer, site_environment
 
-        variables = {"PATH": str(self.workdir / "path-without-ffprobe")}
-        log_path = None
-        if access_log:
-            self._access_logs += 1
-            log_path = self.workdir / f"access-{self._access_logs}.log"
-            variables["GUNICORN_CMD_ARGS"] = f"--access-logfile {log_path} --access-logformat '{ACCESS_LOG_FORMAT}'"
+        self._access_logs += 1
+        log_path = self.workdir / f"access-{self._access_logs}.log"
+        variables = {
+            "PATH": str(self.workdir / "path-without-ffprobe"),
+            "GUNICORN_CMD_ARGS": f"--access-logfile {log_path} --access-logformat '{ACCESS_LOG_FORMAT}'",
+        }
         environment = site_environment(
             secret_key=SECRET_KEY,
             media_root=self.workdir / "media",
@@ -141,7 +152,30 @@ class Site:
         )
         server = GunicornServer(environment, workers=3, timeout=120).start()
         server.access_log = log_path
+        try:
+            self._warm_up(server)
+        except BaseException:
+            server.stop()
+            raise
         return server
+
+    def _warm_up(self, server):
+        """Untimed uploads of a small file, three at a time, until every worker has
+        completed one: the measured uploads then meet workers that hold their database
+        connection and provider clients, as a running site's do (a cold worker spends
+        about half a second building its S3 client)."""
+        warm = set()
+        offset = 0
+        for _ in range(5):
+            with ThreadPoolExecutor(3) as pool:
+                for video in pool.map(lambda _: upload_with_client(server, self.token, self.warm_up_file), range(3)):
+                    expect_provider(video, "s3")
+            time.sleep(0.2)  # the last lines reach the log
+            requests, offset = logged_requests(server.access_log, offset)
+            warm |= {request.pid for request in requests if request.path.endswith("/complete/")}
+            if warm >= set(server.worker_pids()):
+                return
+        raise RuntimeError(f"workers {set(server.worker_pids()) - warm} completed no upload in the warm-up")
 
 
 class CloudinaryProcess:
@@ -228,12 +262,6 @@ def expect_provider(video, provider):
         raise RuntimeError(f"the video went to {video.get('storage_provider')}, not {provider}: {video}")
 
 
-def warm_up(server, token, path, moto):
-    """One untimed upload, so that each measured one meets workers that have opened
-    their database connection and built their provider clients, as a running site's have."""
-    upload_with_client(server, token, path)
-    fresh_bucket(moto)
-
 
 # -- client -------------------------------------------------------------------
 
@@ -245,7 +273,6 @@ def bench_client(site, path, size_mib, rounds):
         fresh_bucket(moto)
         server = site.gunicorn("s3", s3=moto)
         try:
-            warm_up(server, site.token, path, moto)
             s3 = moto.client()
 
             def with_boto3():
@@ -277,9 +304,11 @@ def bench_client(site, path, size_mib, rounds):
 # -- server-time --------------------------------------------------------------
 
 
-def s3_complete_seconds(moto, path, part_size=8 * MIB):
+def s3_alone_seconds(moto, path, part_size=8 * MIB):
     """How long moto's server takes to answer CompleteMultipartUpload for ``path`` sent
-    in ``part_size`` parts with boto3, for comparison: the server's complete/ waits for it."""
+    in ``part_size`` parts with boto3, then a ranged GET of the 8 KiB the server sniffs: the two
+    calls of the server's complete/ that depend on the file's size (moto reads the whole
+    object to answer a range)."""
     s3 = moto.client()
     size = path.stat().st_size
     upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="complete-alone.mp4")["UploadId"]
@@ -290,22 +319,31 @@ def s3_complete_seconds(moto, path, part_size=8 * MIB):
             etag = s3.upload_part(Bucket=BUCKET, Key="complete-alone.mp4", UploadId=upload_id, PartNumber=number,
                                   Body=body)["ETag"]
             parts.append({"PartNumber": number, "ETag": etag})
-    seconds, _ = timed(lambda: s3.complete_multipart_upload(
+    complete, _ = timed(lambda: s3.complete_multipart_upload(
         Bucket=BUCKET, Key="complete-alone.mp4", UploadId=upload_id, MultipartUpload={"Parts": parts}))
-    return seconds
+    head, _ = timed(lambda: s3.get_object(Bucket=BUCKET, Key="complete-alone.mp4", Range="bytes=0-8191")["Body"].read())
+    return complete, head
+
+
+class LoggedRequest(NamedTuple):
+    method: str
+    path: str
+    status: int
+    seconds: float
+    pid: int
 
 
 def logged_requests(log_path, offset):
-    """The requests gunicorn logged after ``offset`` bytes of its access log, as
-    ``(method, path, status, seconds)``, and the log's new length."""
+    """The requests gunicorn logged after ``offset`` bytes of its access log, and the
+    log's new length."""
     with open(log_path, "rb") as log:
         log.seek(offset)
-        text = log.read().decode()
+        data = log.read()
     requests = []
-    for line in text.splitlines():
-        method, path, status, micros = line.split()
-        requests.append((method, path, int(status), int(micros) / 1e6))
-    return requests, offset + len(text.encode())
+    for line in data.decode().splitlines():
+        method, path, status, micros, pid = line.split()
+        requests.append(LoggedRequest(method, path, int(status), int(micros) / 1e6, int(pid.strip("<>"))))
+    return requests, offset + len(data)
 
 
 def request_kind(method, path):
@@ -322,29 +360,27 @@ def bench_server_time(site, path, size_mib, rounds):
     totals, breakdowns, counts = [], [], []
     with MotoServer() as moto:
         fresh_bucket(moto)
-        server = site.gunicorn("s3", s3=moto, access_log=True)
+        server = site.gunicorn("s3", s3=moto)
         try:
-            warm_up(server, site.token, path, moto)
-            time.sleep(0.2)
             _, offset = logged_requests(server.access_log, 0)  # start-up checks and the warm-up
             for _ in range(rounds):
                 fresh_bucket(moto)
                 expect_provider(upload_with_client(server, site.token, path), "s3")
                 time.sleep(0.2)  # the last line reaches the log
                 requests, offset = logged_requests(server.access_log, offset)
-                requests = [request for request in requests if request[1] != "/api/health/"]
-                failed = [request for request in requests if request[2] >= 400]
+                requests = [request for request in requests if request.path != "/api/health/"]
+                failed = [request for request in requests if request.status >= 400]
                 if failed:
                     raise RuntimeError(f"requests failed: {failed}")
                 per_kind = {}
-                for method, request_path, _, seconds in requests:
-                    kind = request_kind(method, request_path)
-                    per_kind[kind] = per_kind.get(kind, 0) + seconds
-                totals.append(sum(seconds for *_, seconds in requests))
+                for request in requests:
+                    kind = request_kind(request.method, request.path)
+                    per_kind[kind] = per_kind.get(kind, 0) + request.seconds
+                totals.append(sum(request.seconds for request in requests))
                 breakdowns.append(per_kind)
                 counts.append(len(requests))
             fresh_bucket(moto)
-            complete_alone = s3_complete_seconds(moto, path)
+            complete_alone, head_alone = s3_alone_seconds(moto, path)
         finally:
             server.stop()
     median_round = sorted(range(rounds), key=lambda index: totals[index])[(rounds - 1) // 2]
@@ -353,7 +389,8 @@ def bench_server_time(site, path, size_mib, rounds):
     detail = ", ".join(f"{kind} {seconds * 1000:.0f}" for kind, seconds in by_time)
     return {
         "what": f"server time of one {size_mib} MiB upload to S3, {counts[median_round]} requests ({rounds} rounds)",
-        "baseline": f"moto's CompleteMultipartUpload alone {complete_alone * 1000:.0f} ms",
+        "baseline": f"moto alone: CompleteMultipartUpload {complete_alone * 1000:.0f} ms, "
+                    f"ranged GET of the head {head_alone * 1000:.0f} ms",
         "direct": f"{total * 1000:.0f} ms ({detail} ms)",
         "result": f"{total * 1000:.0f} ms",
         "target": "<= 100 ms",
@@ -432,7 +469,6 @@ def bench_health(site, path, size_mib, uploads):
         fresh_bucket(moto)
         server = site.gunicorn("s3", s3=moto)
         try:
-            warm_up(server, site.token, path, moto)
             sample_health(server.url, 1)  # every worker has answered a health check once
             idle = sample_health(server.url, 3)
             sampler = HealthSampler(server.url)
@@ -475,8 +511,6 @@ def bench_fallback(site, path, size_mib, rounds):
         direct = site.gunicorn("s3", s3=moto)
         falling_back = site.gunicorn("cloudinary,s3", s3=moto, cloudinary=cloudinary)
         try:
-            warm_up(direct, site.token, path, moto)
-            warm_up(falling_back, site.token, path, moto)
             def straight_to_s3():
                 expect_provider(upload_with_client(direct, site.token, path), "s3")
 
@@ -507,7 +541,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="?", default="all", choices=["all", "client", "server-time", "health", "fallback"])
     parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--uploads", type=int, default=16, help="concurrent uploads of the health benchmark")
     args = parser.parse_args()
 
@@ -519,6 +553,7 @@ def main():
     for folder in (workdir, workdir / "tmp"):
         folder.chmod(0o711)
     tempfile.tempdir = None
+    os.environ["XDG_CACHE_HOME"] = str(workdir / "cache")  # the client's resume records
     site = Site(workdir)
     rows = []
     try:
