@@ -37,12 +37,13 @@ Every benchmark starts its own moto server (moto slows over a long run) and guni
 is warmed up first, untimed: 16 MiB uploads, three at a time, until every worker has
 completed one (a cold worker spends about half a second building its S3 client, which
 a running site's workers hold). Timed uploads alternate with their baseline, each into
-an emptied bucket; figures are medians. The uploaded
-file is a real small MP4 made by ffmpeg, padded with zeros to the size: the server
-sniffs its first bytes on ``complete``. The poster and duration probe is not part of
-any measurement: gunicorn runs with a PATH without ffprobe and ffmpeg, so ``complete``
-skips it (on a real deployment it runs after the checks, reading the stored object
-through its URL). Temporary files (moto spools the objects it holds to disk: about
+an emptied bucket; figures are medians.
+
+The uploaded file is a real small MP4 made by ffmpeg, padded with zeros to the size:
+the server sniffs its first bytes on ``complete``. The poster and duration probe is
+not part of any measurement: gunicorn runs with a PATH without ffprobe and ffmpeg, so
+``complete`` skips it (on a real deployment it runs after the checks, reading the
+stored object through its URL). Temporary files (moto spools the objects it holds to disk: about
 4 GiB for ``health``) go to one folder removed at the end.
 
 Prints one Markdown table, for the README. Not part of the test run.
@@ -50,7 +51,6 @@ Prints one Markdown table, for the README. Not part of the test run.
 
 import argparse
 import math
-from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 import statistics
@@ -59,9 +59,10 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 from types import SimpleNamespace
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -181,7 +182,7 @@ class Site:
 
 class CloudinaryProcess:
     """``tests.cloudinary_server`` in a process of its own, so that its work does not
-    share this process's interpreter with the health sampler."""
+    share an interpreter with the client being timed."""
 
     api_key, api_secret, cloud_name = "123456789012345", "test-api-secret-abc", "stremora-test"
 
