@@ -258,6 +258,17 @@ def test_the_command_line_needs_a_server_and_a_token(tmp_path):
     assert result.returncode == 2 and "--url and --token are needed" in result.stderr
 
 
+def test_a_malformed_token_is_refused_without_being_echoed(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x" * 100)
+
+    result = run_client("upload", str(video), "--title", "T", "--url", "http://127.0.0.1:1",
+                        env={"STREMORA_TOKEN": "secret-token\nX-Injected: 1"})
+
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "must be one word" in result.stderr and "secret-token" not in result.stderr
+
+
 def test_a_missing_file_is_one_line(tmp_path):
     result = run_client("upload", str(tmp_path / "nowhere.mp4"), "--title", "T", "--url", "http://127.0.0.1:1",
                         "--token", "k")
