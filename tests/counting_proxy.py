@@ -7,7 +7,8 @@
 A request is passed on only once its whole body has arrived, so a part whose sender
 died midway never reaches S3 and is not counted: what is counted is what S3 stored.
 ``delay`` holds each part that long before passing it on, to make an upload slow
-enough to be cut in the middle.
+enough to be cut in the middle; ``fail_once`` (part numbers) answers the first PUT of
+each of those parts with a 500 of its own, without passing it on.
 """
 
 import http.client
@@ -21,9 +22,10 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection
 
 
 class CountingProxy:
-    def __init__(self, target_host, target_port, delay=0.0):
+    def __init__(self, target_host, target_port, delay=0.0, fail_once=()):
         self.target = (target_host, target_port)
         self.delay = delay
+        self.fail_once = set(fail_once)
         self.requests = []  # (method, path, part number or None, status) of each request passed on
         self._lock = threading.Lock()
         self._server = None
@@ -56,6 +58,14 @@ class CountingProxy:
     def __exit__(self, *exc_info):
         self.stop()
 
+    def take_failure(self, method, part):
+        """True, once, for a PUT of a part in ``fail_once``."""
+        with self._lock:
+            if method == "PUT" and part in self.fail_once:
+                self.fail_once.discard(part)
+                return True
+            return False
+
     def record(self, method, path, part, status):
         with self._lock:
             self.requests.append((method, path, part, status))
@@ -82,6 +92,12 @@ class ForwardingHandler(BaseHTTPRequestHandler):
             return  # the sender went away midway: nothing reaches S3
         query = parse_qs(urlsplit(self.path).query)
         part = int(query["partNumber"][0]) if "partNumber" in query else None
+        if self.owner.take_failure(self.command, part):
+            self.owner.record(self.command, urlsplit(self.path).path, part, 500)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if part is not None and self.command == "PUT" and self.owner.delay:
             time.sleep(self.owner.delay)
         headers = {

@@ -289,11 +289,12 @@ def site(settings, media_root):
     media_root.mkdir(parents=True, exist_ok=True)
     servers = []
 
-    def start(providers="local", s3_url=None, **variables):
+    def start(providers="local", s3_url=None, cloudinary=None, **variables):
         environment = site_environment(
             secret_key=secrets.token_urlsafe(50),
             media_root=media_root,
             providers=providers,
+            cloudinary=cloudinary,
             s3_url=s3_url,
             s3_settings=settings,
             bucket=BUCKET,
@@ -427,6 +428,22 @@ def test_a_target_that_cannot_be_reached_moves_the_upload_to_the_next_provider(s
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_part_that_fails_once_is_sent_again_to_the_same_provider(s3_server, site, token, tmp_path):
+    path = video_file(tmp_path, 3 * PART + 10)
+    with CountingProxy("127.0.0.1", s3_server.port, fail_once={2}) as proxy:
+        server = site("s3", s3_url=proxy.url)
+
+        video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", progress=False,
+                                       state=ResumeState(tmp_path / "state.json"))
+
+        put_answers = [(part, status) for method, _, part, status in proxy.requests if method == "PUT"]
+    assert sorted(put_answers) == [(1, 200), (2, 200), (2, 500), (3, 200), (4, 200)]
+    stored = Video.objects.get(pk=video["id"])
+    assert stored.storage_provider == "s3" and UploadSession.objects.get(video=stored).tried == []
+    assert sha256(stored_bytes(stored)) == sha256(path.read_bytes())
+
+
+@pytest.mark.django_db(transaction=True)
 def test_when_every_provider_fails_the_command_line_says_so_in_one_line(s3_server, site, token, cache_home, tmp_path):
     path = video_file(tmp_path, PART + 1)
     with FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
@@ -502,6 +519,30 @@ def test_an_interrupted_local_upload_resumes_from_the_bytes_the_server_holds(sit
     assert reported[-1] == path.stat().st_size
     assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
     assert state.upload_id(upload_key(server.url, path)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_cloudinary_upload_sends_every_chunk_again_and_lands_whole(cloudinary_server, site, token,
+                                                                                  tmp_path):
+    server = site("cloudinary", cloudinary=cloudinary_server)
+    path = video_file(tmp_path, 25 * 1000 * 1000)  # two chunks of Cloudinary's 20 MB
+    state = ResumeState(tmp_path / "state.json")
+
+    def interrupt_after_a_chunk(sent, total):
+        if sent > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stremora_client.upload(path, url=server.url, token=token, title="Harbour", progress=interrupt_after_a_chunk,
+                               state=state)
+    reported = []
+    video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", resume=True,
+                                   progress=lambda sent, total: reported.append(sent), state=state)
+
+    assert reported == [0, 20 * 1000 * 1000, path.stat().st_size]  # Cloudinary cannot say what it holds
+    assert video["storage_provider"] == "cloudinary"
+    [(_, public_id)] = cloudinary_server.resources("video")
+    assert sha256(cloudinary_server.content(public_id)) == sha256(path.read_bytes())
 
 
 @pytest.mark.django_db(transaction=True)
