@@ -30,7 +30,9 @@ class Client:
 
     def __init__(self, url, token, *, state=None):
         self.url = url.rstrip("/")
-        self._token = token
+        self._token = (token or "").strip()
+        if not self._token or len(self._token.split()) != 1:
+            raise UploadError("The API token must be one word (the key that POST /api/auth/token/ gives)")
         self.state = state if state is not None else ResumeState()
         self._session = requests.Session()
         self._session.headers.update(self.auth_headers())
@@ -71,7 +73,9 @@ class Client:
         except requests.RequestException as error:
             raise UploadError(f"Stremora could not be reached: {describe_network_error(error, url)}") from None
         if response.status_code >= 400:
-            raise ServerRefused(message_of(response), response.status_code, response.headers.get("Retry-After"))
+            retry_after = response.headers.get("Retry-After")
+            message = message_of(response) + (f" (retry after {retry_after} s)" if retry_after else "")
+            raise ServerRefused(message, response.status_code, retry_after)
         if response.status_code == 204:
             return {}
         try:
@@ -119,8 +123,9 @@ class Client:
             fields["video"] = video
         try:
             result = self.complete_upload(upload["id"], **fields)
-        except ServerRefused:
-            self.state.forget(key)  # the server removed what was sent
+        except ServerRefused as refusal:
+            if refusal.status < 500:
+                self.state.forget(key)  # refused for good: the server removed what was sent
             raise
         self.state.forget(key)
         return result

@@ -4,7 +4,8 @@ A small JSON file in the user's cache folder (``$XDG_CACHE_HOME/stremora/uploads
 else ``~/.cache/stremora/uploads.json``), readable by its owner only. An entry maps
 the server, the file's absolute path, size and modification time to the upload's id:
 a file changed since is a new upload. Nothing secret is kept (never the token); an
-entry is removed once its upload completes, and entries older than a month go.
+entry is removed once its upload completes (the file with its last entry), and
+entries older than a month go.
 """
 
 import json
@@ -43,8 +44,12 @@ class ResumeState:
 
     def forget(self, key):
         entries = self._read()
-        if entries.pop(key, None) is not None:
+        if entries.pop(key, None) is None:
+            return
+        if entries:
             self._write(entries)
+        else:
+            self.path.unlink(missing_ok=True)  # nothing left to resume: no file either
 
     def _read(self):
         try:

@@ -6,10 +6,12 @@
 
 A request is passed on only once its whole body has arrived, so a part whose sender
 died midway never reaches S3 and is not counted: what is counted is what S3 stored.
-``delay`` holds each part that long before passing it on, to make an upload slow
-enough to be cut in the middle.
+``delay`` holds each part that long before reading it, as a slow link would, to make
+an upload slow enough to be cut in the middle; ``fail_once`` (part numbers) answers the first PUT of
+each of those parts with a 500 of its own, without passing it on.
 """
 
+import contextlib
 import http.client
 import threading
 import time
@@ -21,10 +23,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection
 
 
 class CountingProxy:
-    def __init__(self, target_host, target_port, delay=0.0):
+    def __init__(self, target_host, target_port, delay=0.0, fail_once=()):
         self.target = (target_host, target_port)
         self.delay = delay
+        self.fail_once = set(fail_once)
         self.requests = []  # (method, path, part number or None, status) of each request passed on
+        self.in_flight = 0  # requests being received or passed on now
         self._lock = threading.Lock()
         self._server = None
 
@@ -56,6 +60,24 @@ class CountingProxy:
     def __exit__(self, *exc_info):
         self.stop()
 
+    @contextlib.contextmanager
+    def passing(self):
+        with self._lock:
+            self.in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def take_failure(self, method, part):
+        """True, once, for a PUT of a part in ``fail_once``."""
+        with self._lock:
+            if method == "PUT" and part in self.fail_once:
+                self.fail_once.discard(part)
+                return True
+            return False
+
     def record(self, method, path, part, status):
         with self._lock:
             self.requests.append((method, path, part, status))
@@ -75,15 +97,25 @@ class ForwardingHandler(BaseHTTPRequestHandler):
         pass
 
     def _forward(self):
+        with self.owner.passing():
+            self._pass_on()
+
+    def _pass_on(self):
+        query = parse_qs(urlsplit(self.path).query)
+        part = int(query["partNumber"][0]) if "partNumber" in query else None
+        if part is not None and self.command == "PUT" and self.owner.delay:
+            time.sleep(self.owner.delay)  # a slow link: the part is still on its way
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if len(body) != length:
             self.close_connection = True
             return  # the sender went away midway: nothing reaches S3
-        query = parse_qs(urlsplit(self.path).query)
-        part = int(query["partNumber"][0]) if "partNumber" in query else None
-        if part is not None and self.command == "PUT" and self.owner.delay:
-            time.sleep(self.owner.delay)
+        if self.owner.take_failure(self.command, part):
+            self.owner.record(self.command, urlsplit(self.path).path, part, 500)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         headers = {
             name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP | {"expect"}
         }
