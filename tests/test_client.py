@@ -25,7 +25,7 @@ from stremora_client.transfer import chunk_ranges, content_range, part_range, re
 from tests.counting_proxy import CountingProxy
 from tests.factories import sha256, video_bytes
 from tests.fault_proxy import FaultProxy
-from tests.stack import GunicornServer, site_environment
+from tests.stack import GunicornServer, site_environment, wait_until
 from videos.models import UploadSession, Video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,15 +360,6 @@ def s3_object(key):
     return client.get_object(Bucket=BUCKET, Key=f"stremora/{key}")["Body"].read()
 
 
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_client_killed_midway_resumes_and_sends_at_most_one_part_twice(s3_server, site, token, cache_home, tmp_path):
     part_count = 12
@@ -381,14 +372,14 @@ def test_a_client_killed_midway_resumes_and_sends_at_most_one_part_twice(s3_serv
 
         first = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_for(lambda: sum(proxy.parts_landed().values()) >= 3, 60, "three parts landing")
+            wait_until(lambda: sum(proxy.parts_landed().values()) >= 3, 60, "three parts landing")
             first.send_signal(signal.SIGKILL)
         finally:
             first.kill()
             first.communicate(timeout=30)
         assert first.returncode == -signal.SIGKILL
         # What the dead client had sent is on S3 or dropped before the resume asks.
-        wait_for(lambda: proxy.in_flight == 0, 30, "the killed client's requests ending")
+        wait_until(lambda: proxy.in_flight == 0, 30, "the killed client's requests ending")
         landed_before_the_kill = sum(proxy.parts_landed().values())
         assert landed_before_the_kill < part_count, "the kill came too late to cut the upload"
 
