@@ -318,3 +318,30 @@ def test_one_account_may_have_only_so_many_uploads_open(api, settings, monkeypat
 
     assert api.delete(f"/api/uploads/{first['id']}/").status_code == 204
     assert start(api, video_bytes(1000))["id"] not in (first["id"], second["id"])
+
+
+def test_a_file_over_the_limit_on_complete_is_refused_with_413_and_removed(api, settings):
+    settings.MAX_UPLOAD_MB = 2
+    data = video_bytes(1_500_000)
+    upload = start(api, data)
+    send_all(api, upload, data, chunk=500_000)
+    settings.MAX_UPLOAD_MB = 1  # lowered while the upload ran: the check on complete is the one that counts
+
+    response = complete(api, upload)
+
+    assert response.status_code == 413 and "limit of 1 MB" in response.json()["detail"]
+    assert not Video.objects.exists()
+    assert files_under(settings.MEDIA_ROOT) == []
+
+
+def test_a_provider_that_cannot_take_direct_uploads_is_passed_over(api, settings, s3_inprocess, monkeypatch):
+    from storage_backends import providers
+
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    monkeypatch.setattr(providers.get_storage("s3"), "direct_uploads", None)
+
+    upload = start(api, video_bytes(1000))
+
+    assert upload["provider"] == "local"
+    assert UploadSession.objects.get(pk=upload["id"]).tried == []  # not tried and failed: never a candidate
+    assert s3_inprocess.list_multipart_uploads(Bucket="stremora-test").get("Uploads", []) == []
