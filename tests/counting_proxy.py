@@ -138,4 +138,4 @@ class ForwardingHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(answer)
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_OPTIONS = _forward  # OPTIONS: a browser's CORS preflight

@@ -70,12 +70,26 @@
     this.message = message;
   }
 
+  // Requests under way. When the browser goes offline they are stopped at once: one
+  // whose connection is gone may otherwise wait minutes for an answer that never
+  // comes, and the upload pauses only once they have failed.
+  var requestsUnderWay = new Set();
+  window.addEventListener("offline", function () {
+    requestsUnderWay.forEach(function (xhr) {
+      xhr.abort();
+    });
+  });
+
   // One request with XMLHttpRequest (fetch cannot report upload progress).
   // Resolves with the request whatever its status; rejects with NetworkError.
   function request(method, url, options) {
     options = options || {};
     return new Promise(function (resolve, reject) {
       var xhr = new XMLHttpRequest();
+      requestsUnderWay.add(xhr);
+      xhr.addEventListener("loadend", function () {
+        requestsUnderWay.delete(xhr);
+      });
       xhr.open(method, url);
       Object.keys(options.headers || {}).forEach(function (name) {
         xhr.setRequestHeader(name, options.headers[name]);
