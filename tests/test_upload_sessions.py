@@ -2,6 +2,8 @@
 chunks itself, checks the file on complete, and writes the row as a proxied upload would."""
 
 import os
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -345,3 +347,95 @@ def test_a_provider_that_cannot_take_direct_uploads_is_passed_over(api, settings
     assert upload["provider"] == "local"
     assert UploadSession.objects.get(pk=upload["id"]).tried == []  # not tried and failed: never a candidate
     assert s3_inprocess.list_multipart_uploads(Bucket="stremora-test").get("Uploads", []) == []
+
+
+def complete_in_background(api, upload, **fields):
+    """Asks for the completion in the background (unless already asked) and waits for its outcome."""
+    if UploadSession.objects.get(pk=upload["id"]).status != "completing":
+        response = api.post(
+            f"/api/uploads/{upload['id']}/complete/", {"title": "Direct", **fields}, format="json",
+            HTTP_PREFER="respond-async",
+        )
+        assert response.status_code == 202, response.content
+        assert response["Preference-Applied"] == "respond-async" and response.json()["status"] == "completing"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answer = api.get(f"/api/uploads/{upload['id']}/").json()
+        if answer["status"] != "completing":
+            return answer
+        time.sleep(0.05)
+    raise AssertionError("the completion did not finish within 30 s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_complete_in_the_background_answers_at_once_and_the_upload_tells_the_video(
+    user, local_only, settings, monkeypatch
+):
+    from storage_backends.local_direct import LocalDirectUploads
+
+    api = client_for(user)
+    data = video_bytes(100_000)
+    upload = start(api, data)
+    send_all(api, upload, data)
+    # The provider takes its time joining the file: the request does not wait for it.
+    provider_done = threading.Event()
+    finish = LocalDirectUploads.finish
+
+    def slow_finish(*args):
+        provider_done.wait(10)
+        return finish(*args)
+
+    monkeypatch.setattr(LocalDirectUploads, "finish", slow_finish)
+    asked = time.monotonic()
+    response = api.post(
+        f"/api/uploads/{upload['id']}/complete/", {"title": "Direct", "is_published": True}, format="json",
+        HTTP_PREFER="respond-async",
+    )
+    assert response.status_code == 202 and time.monotonic() - asked < 5
+    assert api.get(f"/api/uploads/{upload['id']}/").json()["status"] == "completing"
+    provider_done.set()
+
+    answer = complete_in_background(api, upload)
+
+    assert answer["status"] == "completed" and answer["error"] is None
+    video = Video.objects.get(pk=answer["video"])
+    assert video.owner == user and video.storage_provider == "local" and video.is_published
+    assert sha256(stored_path(settings, video).read_bytes()) == sha256(data)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_background_completion_that_fails_its_check_tells_why_and_removes_the_file(user, local_only, settings):
+    api = client_for(user)
+    data = b"%PDF-1.7\n" + b"0" * 50_000
+    upload = start(api, data)
+    send_all(api, upload, data)
+
+    answer = complete_in_background(api, upload)
+
+    assert answer["status"] == "abandoned" and answer["video"] is None
+    assert answer["error"]["status"] == 400 and "not a video" in answer["error"]["detail"]
+    assert not Video.objects.exists() and files_under(settings.MEDIA_ROOT) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_background_completion_sent_too_early_leaves_the_upload_open_to_finish(user, local_only, settings):
+    api = client_for(user)
+    data = video_bytes(100_000)
+    upload = start(api, data)
+    os.remove(next(Path(settings.MEDIA_ROOT).rglob("*.partial")))
+
+    answer = complete_in_background(api, upload)
+
+    assert answer["status"] == "uploading" and "holds no file" in answer["error"]["detail"]
+
+
+def test_a_completion_cut_off_by_a_dead_process_can_be_asked_again(api, settings):
+    data = video_bytes(1000)
+    upload = start(api, data)
+    send_all(api, upload, data)
+    UploadSession.objects.filter(pk=upload["id"]).update(status="completing", claimed_at=timezone.now())
+    assert complete(api, upload).status_code == 409  # another request has it
+
+    UploadSession.objects.filter(pk=upload["id"]).update(claimed_at=timezone.now() - timedelta(minutes=11))
+
+    assert complete(api, upload).status_code == 201

@@ -160,6 +160,11 @@ class UploadSession(models.Model):
     tried = models.JSONField(default=list)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADING)
     video = models.ForeignKey(Video, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A completion handed to the background (``complete_later``): what was asked, when
+    # it was claimed, and why it failed if it did ({"status", "detail"}).
+    completion = models.JSONField(default=dict, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
 

@@ -12,7 +12,9 @@ The API (``/api/uploads/``) and the admin's upload script both go through here:
 - ``complete`` never trusts the client: the provider must hold the file, of the
   declared size, within ``MAX_UPLOAD_MB``, a video by its first bytes. A file that
   fails a check is removed. Then the row is written as a proxied upload writes it
-  (``services.save_video``), so URLs, deletes, moves and housekeeping work unchanged;
+  (``services.save_video``), so URLs, deletes, moves and housekeeping work unchanged.
+  ``complete_later`` does the same on a background thread, so that a web worker does
+  not wait while the provider joins a large file's parts;
 - ``sweep_expired``: sessions past ``UPLOAD_SESSION_TTL`` are abandoned, and what they
   left on their providers removed (``cleanup_orphans``).
 """
@@ -25,6 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -34,7 +37,7 @@ from storage_backends.chain import describe_failure
 from storage_backends.direct import DirectUploadRefused
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
-from videos import services
+from videos import background, services
 from videos.housekeeping import OPEN_UPLOAD_STATUSES
 from videos.models import UploadSession, Video
 from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
@@ -45,6 +48,9 @@ Status = UploadSession.Status
 # Uploads one user may have open at once: each may hold up to MAX_UPLOAD_MB of partial
 # data on a provider until it expires.
 OPEN_UPLOADS_PER_USER = 20
+# A completion still claimed after this long was cut off (its process died): another
+# request may take it over.
+COMPLETION_CLAIM_TIMEOUT = timedelta(minutes=10)
 # How long the server's own check of a provider a client could not reach may take.
 PROVIDER_CHECK_TIMEOUT = 5.0
 _checks = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="provider-check")
@@ -220,12 +226,16 @@ def _remove_quietly(session, provider=None, state=None, key=None):
 
 def check_open(session):
     """Raise UploadRefused unless the session still takes bytes and requests."""
-    if session.status in (Status.COMPLETED, Status.COMPLETING):
-        raise UploadRefused("This upload is completed already.", status=409)
+    if session.status == Status.COMPLETED or (session.status == Status.COMPLETING and not _claim_is_stale(session)):
+        raise UploadRefused("This upload is being completed or is completed already.", status=409)
     if session.status in (Status.ABANDONED, Status.EXPIRED) or session.expires_at <= timezone.now():
         raise UploadRefused(
             "This upload expired or was abandoned; start a new one with POST /api/uploads/.", status=410
         )
+
+
+def _claim_is_stale(session):
+    return session.claimed_at is None or session.claimed_at < timezone.now() - COMPLETION_CLAIM_TIMEOUT
 
 
 def target(session) -> dict:
@@ -279,11 +289,61 @@ def complete(session, *, video=None, parts=None, public_id=None, **fields):
     provider did not answer. The session is claimed first: a second ``complete``
     running at the same time is refused (409).
     """
+    _claim(session)
+    return _complete_claimed(session, video=video, parts=parts, public_id=public_id, **fields)
+
+
+def complete_later(session, *, video=None, parts=None, public_id=None, **fields):
+    """``complete`` on a background thread (``videos.background``): the session is
+    claimed now, and its ``status`` (and ``video``, or ``error``) tell the outcome."""
+    _claim(session)
+    session.completion = {
+        "video": video.pk if video is not None else None,
+        "parts": parts,
+        "public_id": public_id,
+        "fields": fields,
+    }
+    session.save(update_fields=["completion"])
+    background.run(_complete_in_background, session.pk)
+    return session
+
+
+def _complete_in_background(session_id):
+    session = UploadSession.objects.select_related("owner").get(pk=session_id)
+    asked = session.completion
+    video = Video.objects.filter(pk=asked["video"]).first() if asked["video"] else None
+    try:
+        _complete_claimed(
+            session, video=video, parts=asked["parts"], public_id=asked["public_id"], **asked["fields"]
+        )
+    except UploadRefused as exc:
+        _record_error(session, exc.status, str(exc))
+    except ProviderUnreachable as exc:
+        _record_error(session, 503, str(exc))
+    except Exception:
+        logger.exception("Completing upload %s failed", session_id)
+        _record_error(session, 503, "The upload could not be completed; ask again to complete it.")
+
+
+def _record_error(session, status, detail):
+    UploadSession.objects.filter(pk=session.pk).update(error={"status": status, "detail": detail})
+
+
+def _claim(session):
+    """Mark the session as being completed, or UploadRefused (409) when another request
+    has it. A claim older than COMPLETION_CLAIM_TIMEOUT (its process died) is taken over."""
     check_open(session)
-    claimed = UploadSession.objects.filter(pk=session.pk, status=Status.UPLOADING).update(status=Status.COMPLETING)
+    now = timezone.now()
+    stale = Q(status=Status.COMPLETING, claimed_at__lt=now - COMPLETION_CLAIM_TIMEOUT)
+    claimed = UploadSession.objects.filter(Q(status=Status.UPLOADING) | stale, pk=session.pk).update(
+        status=Status.COMPLETING, claimed_at=now, error=None
+    )
     if not claimed:
         raise UploadRefused("This upload is being completed or is completed already.", status=409)
-    session.status = Status.COMPLETING
+    session.status, session.claimed_at, session.error = Status.COMPLETING, now, None
+
+
+def _complete_claimed(session, *, video=None, parts=None, public_id=None, **fields):
     try:
         stored_file = _finish_and_check(session, parts=parts, public_id=public_id)
         created = video is None or video.pk is None

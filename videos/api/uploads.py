@@ -27,7 +27,9 @@ class UploadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = UploadSession
-        fields = ["id", "provider", "status", "expires_at", "filename", "size", "content_type", "video", "target"]
+        fields = [
+            "id", "provider", "status", "expires_at", "filename", "size", "content_type", "video", "error", "target",
+        ]
         read_only_fields = fields
 
     def get_target(self, session) -> dict | None:
@@ -195,7 +197,16 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         request=CompleteSerializer,
-        responses={201: VideoSerializer, 200: OpenApiResponse(VideoSerializer, description="The file was replaced.")},
+        responses={
+            201: VideoSerializer,
+            200: OpenApiResponse(VideoSerializer, description="The file was replaced."),
+            202: OpenApiResponse(
+                UploadSerializer,
+                description="With `Prefer: respond-async`: the server checks and completes the upload in the "
+                "background; `GET /api/uploads/{id}/` tells the outcome (`status` completed and `video`, or "
+                "`error`).",
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def complete(self, request, pk=None):
@@ -206,6 +217,10 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
         fields = dict(completion.validated_data)
         if "parts" in fields:
             fields["parts"] = [dict(part) for part in fields["parts"]]
+        if "respond-async" in request.headers.get("Prefer", ""):  # RFC 7240
+            response = self._answer(upload_sessions.complete_later(session, **fields), status.HTTP_202_ACCEPTED)
+            response["Preference-Applied"] = "respond-async"
+            return response
         video, created = upload_sessions.complete(session, **fields)
         body = VideoSerializer(video, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
