@@ -2,6 +2,7 @@
 
 import mimetypes
 import os
+import time
 
 import requests
 
@@ -19,6 +20,11 @@ from stremora_client.transfer import SENDERS
 
 API_TIMEOUT = (10, 60)  # seconds: to connect, then between bytes of the answer
 GONE = (404, 410)  # an upload the server no longer knows, or that expired
+# Asking whether the server has completed an upload: first after this many seconds,
+# then each time half as long again, at most this often, for at most this long.
+COMPLETION_POLL_FIRST = 0.2
+COMPLETION_POLL_MAX = 2.0
+COMPLETION_WAIT = 15 * 60
 
 
 class Client:
@@ -58,7 +64,28 @@ class Client:
         return self._call("POST", f"/api/uploads/{upload_id}/fail/", {"reason": reason})
 
     def complete_upload(self, upload_id, **report):
-        return self._call("POST", f"/api/uploads/{upload_id}/complete/", report)
+        """``complete/``; the server checks and completes the upload in the background
+        (``Prefer: respond-async``), and this waits for it. Returns the video."""
+        answer = self._call(
+            "POST", f"/api/uploads/{upload_id}/complete/", report, headers={"Prefer": "respond-async"}
+        )
+        if answer.get("status") != "completing":
+            return answer  # a server that completed it in the request answered with the video
+        return self.await_completion(upload_id)
+
+    def await_completion(self, upload_id):
+        """The video an upload being completed becomes; ServerRefused when its check failed."""
+        delay, deadline = COMPLETION_POLL_FIRST, time.monotonic() + COMPLETION_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 1.5, COMPLETION_POLL_MAX)
+            upload = self.describe_upload(upload_id)
+            if upload["status"] == "completed":
+                return self.video(upload["video"])
+            if upload["status"] != "completing":
+                error = upload.get("error") or {"status": 409, "detail": f"The upload is {upload['status']}."}
+                raise ServerRefused(error["detail"], error["status"])
+        raise UploadError("The server is still completing the upload; run the same command with --resume later")
 
     def abandon_upload(self, upload_id):
         self._call("DELETE", f"/api/uploads/{upload_id}/")
@@ -66,10 +93,10 @@ class Client:
     def video(self, video_id):
         return self._call("GET", f"/api/videos/{video_id}/")
 
-    def _call(self, method, path, payload=None):
+    def _call(self, method, path, payload=None, headers=None):
         url = self.url + path
         try:
-            response = self._session.request(method, url, json=payload, timeout=API_TIMEOUT)
+            response = self._session.request(method, url, json=payload, headers=headers, timeout=API_TIMEOUT)
         except requests.RequestException as error:
             raise UploadError(f"Stremora could not be reached: {describe_network_error(error, url)}") from None
         if response.status_code >= 400:
@@ -104,6 +131,10 @@ class Client:
         if upload is not None and upload.get("status") == "completed" and upload.get("video"):
             self.state.forget(key)
             return self.video(upload["video"])
+        if upload is not None and upload.get("status") == "completing":
+            video_answer = self.await_completion(upload["id"])
+            self.state.forget(key)
+            return video_answer
         if upload is None:
             content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
             upload = self.start_upload(os.path.basename(path), size, content_type)
@@ -142,7 +173,7 @@ class Client:
             if refusal.status not in GONE:
                 raise
             upload = None
-        if upload is None or upload.get("status") not in ("uploading", "completed"):
+        if upload is None or upload.get("status") not in ("uploading", "completing", "completed"):
             self.state.forget(key)
             return None
         return upload

@@ -595,3 +595,17 @@ def test_replacing_a_video_that_does_not_exist_is_refused_before_any_byte_is_sen
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("stremora_client: the server refused the upload (404): ")
     assert not UploadSession.objects.exists() and not Video.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_server_completes_the_upload_in_the_background_while_the_client_waits(s3_server, site, token, tmp_path):
+    path = video_file(tmp_path, 2 * PART + 10)
+    server = site("s3", s3_url=s3_server.url)
+
+    video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", progress=False,
+                                   state=ResumeState(tmp_path / "state.json"))
+
+    session = UploadSession.objects.get(video_id=video["id"])
+    assert session.status == "completed" and session.completion["fields"]["title"] == "Harbour"  # asked to complete later
+    assert video["title"] == "Harbour" and video["storage_provider"] == "s3"
+    assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
