@@ -12,6 +12,7 @@ A client that vanishes leaves its parts on S3 until the upload is aborted: by
 """
 
 import re
+import threading
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -66,12 +67,22 @@ class S3DirectUploads(DirectUploads):
 
     def __init__(self, storage):
         self.storage = storage
+        self._shared_client = None
+        self._client_lock = threading.Lock()
 
-    # What every call needs: the client of this thread, the object's key, a time bound.
+    # What every call needs: the client, the object's key, a time bound.
 
     @property
     def _client(self):
-        return self.storage.connection.meta.client
+        """One client for every thread. boto3's clients are thread-safe (its resources,
+        of which django-storages keeps one a thread, are not), and building one costs
+        about half a second of CPU with the GIL held: a background thread completing an
+        upload would otherwise build its own while the web requests of its process wait."""
+        if self._shared_client is None:
+            with self._client_lock:
+                if self._shared_client is None:
+                    self._shared_client = self.storage.connection.meta.client
+        return self._shared_client
 
     def _object_key(self, key):
         return self.storage._normalize_name(clean_name(key))
@@ -165,7 +176,12 @@ class S3DirectUploads(DirectUploads):
                 return body.read(length)
 
     def probe_source(self, key):
-        return self.storage.url(key)
+        # What storage.url() gives, signed with the shared client.
+        return self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.storage.bucket_name, "Key": self._object_key(key)},
+            ExpiresIn=self.storage.querystring_expire,
+        )
 
     def abort(self, key, state):
         object_key = self._object_key(key)

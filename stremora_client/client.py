@@ -22,8 +22,8 @@ API_TIMEOUT = (10, 60)  # seconds: to connect, then between bytes of the answer
 GONE = (404, 410)  # an upload the server no longer knows, or that expired
 # Asking whether the server has completed an upload: first after this many seconds,
 # then each time half as long again, at most this often, for at most this long.
-COMPLETION_POLL_FIRST = 0.2
-COMPLETION_POLL_MAX = 2.0
+COMPLETION_POLL_FIRST = 0.1
+COMPLETION_POLL_MAX = 1.0
 COMPLETION_WAIT = 15 * 60
 
 

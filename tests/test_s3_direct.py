@@ -466,3 +466,24 @@ def test_a_video_uploaded_straight_to_s3_gets_its_duration_and_poster_through_it
     assert video.storage_provider == "s3"
     assert video.duration_seconds == pytest.approx(2, abs=0.5)
     assert video.thumbnail
+
+
+def test_every_thread_shares_one_client_and_a_background_thread_builds_none(storage, uploads, content):
+    import threading
+
+    started = uploads.start(KEY, len(content), "video/mp4", expires_at=expiring_in(hours=2))
+    seen = {}
+
+    def in_another_thread():
+        uploads.received(KEY, started.state)
+        uploads.probe_source(KEY)
+        seen["client"] = uploads._client
+        seen["built its own connection"] = getattr(storage._connections, "connection", None) is not None
+
+    thread = threading.Thread(target=in_another_thread)
+    thread.start()
+    thread.join()
+
+    assert seen["client"] is uploads._client
+    assert seen["built its own connection"] is False
+    uploads.abort(KEY, started.state)
