@@ -493,12 +493,9 @@ def test_the_server_refusing_the_file_is_one_line(site, token, cache_home, tmp_p
     assert not Video.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_interrupted_local_upload_resumes_from_the_bytes_the_server_holds(site, token, tmp_path):
-    server = site("local")
-    path = video_file(tmp_path, 20 * MIB + 7)
-    state = ResumeState(tmp_path / "state.json")
-
+def interrupted_after_a_chunk_then_resumed(server, token, path, state):
+    """Uploads ``path``, stops it once a chunk is sent, then resumes it: ``(video, what
+    the resumed upload reported as sent, step by step)``."""
     def interrupt_after_a_chunk(sent, total):
         if sent > 0:
             raise KeyboardInterrupt
@@ -509,6 +506,16 @@ def test_an_interrupted_local_upload_resumes_from_the_bytes_the_server_holds(sit
     reported = []
     video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", resume=True,
                                    progress=lambda sent, total: reported.append(sent), state=state)
+    return video, reported
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_local_upload_resumes_from_the_bytes_the_server_holds(site, token, tmp_path):
+    server = site("local")
+    path = video_file(tmp_path, 20 * MIB + 7)
+    state = ResumeState(tmp_path / "state.json")
+
+    video, reported = interrupted_after_a_chunk_then_resumed(server, token, path, state)
 
     assert reported[0] == 8 * MIB  # the first chunk was not sent again
     assert reported[-1] == path.stat().st_size
@@ -523,16 +530,7 @@ def test_an_interrupted_cloudinary_upload_sends_every_chunk_again_and_lands_whol
     path = video_file(tmp_path, 25 * 1000 * 1000)  # two chunks of Cloudinary's 20 MB
     state = ResumeState(tmp_path / "state.json")
 
-    def interrupt_after_a_chunk(sent, total):
-        if sent > 0:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        stremora_client.upload(path, url=server.url, token=token, title="Harbour", progress=interrupt_after_a_chunk,
-                               state=state)
-    reported = []
-    video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", resume=True,
-                                   progress=lambda sent, total: reported.append(sent), state=state)
+    video, reported = interrupted_after_a_chunk_then_resumed(server, token, path, state)
 
     assert reported == [0, 20 * 1000 * 1000, path.stat().st_size]  # Cloudinary cannot say what it holds
     assert video["storage_provider"] == "cloudinary"
