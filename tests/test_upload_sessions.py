@@ -269,6 +269,8 @@ def test_fail_with_no_provider_left_answers_503_with_retry_after(api, settings):
 
     assert response.status_code == 503 and response["Retry-After"]
     assert files_under(settings.MEDIA_ROOT) == []
+    session = UploadSession.objects.get(pk=upload["id"])  # the upload is over, and says what it left
+    assert session.status == "abandoned" and [attempt["provider"] for attempt in session.tried] == ["local"]
 
 
 def test_a_clients_report_alone_does_not_count_against_a_provider_that_answers(api, settings):
