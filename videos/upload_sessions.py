@@ -39,6 +39,7 @@ from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
 from videos import background, services
 from videos.housekeeping import OPEN_UPLOAD_STATUSES
+from videos.upload_limits import max_upload_bytes
 from videos.models import UploadSession, Video
 from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
 
@@ -75,9 +76,8 @@ class NoProviderAvailable(Exception):
 class ProviderUnreachable(Exception):
     """The upload's provider did not answer the server; nothing was changed."""
 
-
-def max_upload_bytes():
-    return settings.MAX_UPLOAD_MB * 1024 * 1024
+    def __init__(self, provider):
+        super().__init__(f"The {provider} provider did not answer; try again shortly.")
 
 
 def _too_large(size):
@@ -99,8 +99,6 @@ def start_upload(owner, *, filename, size, content_type) -> UploadSession:
         validate_video_name(filename)
     except ValidationError as exc:
         raise UploadRefused(exc.messages[0]) from None
-    if size < 1:
-        raise UploadRefused("The file is empty: its size must be at least 1 byte.")
     if size > max_upload_bytes():
         raise _too_large(size)
     open_uploads = UploadSession.objects.filter(
@@ -207,11 +205,11 @@ def _provider_answers(provider):
     return True
 
 
-def _remove_quietly(session, provider=None, state=None, key=None):
+def _remove_quietly(session, provider=None, state=None):
     """Remove what an upload left on a provider; whether that worked."""
     provider = provider or session.provider
     try:
-        _direct_uploads(provider).abort(key or session.key, session.state if state is None else state)
+        _direct_uploads(provider).abort(session.key, session.state if state is None else state)
     except Exception as exc:
         logger.warning(
             "Could not remove the direct upload %s from %s (cleanup_orphans will): %s",
@@ -249,7 +247,7 @@ def received(session):
         return _direct_uploads(session.provider).received(session.key, session.state)
     except Exception as exc:
         logger.warning("Could not ask %s what upload %s holds: %s", session.provider, session.pk, describe_failure(exc))
-        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.") from exc
+        raise ProviderUnreachable(session.provider) from exc
 
 
 def sign_parts(session, numbers) -> list:
@@ -373,7 +371,7 @@ def _finish_and_check(session, *, parts, public_id):
         raise UploadRefused(str(exc)) from None
     except Exception as exc:
         logger.warning("Could not finish upload %s on %s: %s", session.pk, session.provider, describe_failure(exc))
-        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.") from exc
+        raise ProviderUnreachable(session.provider) from exc
     try:
         content_type = _check_finished(session, direct, finished.size)
     except UploadRefused:
@@ -401,7 +399,7 @@ def _check_finished(session, direct, size):
     try:
         head = direct.read_head(session.key, SNIFF_BYTES)
     except Exception as exc:
-        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.") from exc
+        raise ProviderUnreachable(session.provider) from exc
     try:
         return video_type_of(head)
     except ValidationError as exc:
@@ -413,7 +411,7 @@ def abandon(session) -> None:
     if session.status == Status.COMPLETED:
         raise UploadRefused("This upload is completed: delete its video instead.", status=409)
     if session.status in (Status.UPLOADING, Status.COMPLETING) and not _remove_quietly(session):
-        raise ProviderUnreachable(f"The {session.provider} provider did not answer; try again shortly.")
+        raise ProviderUnreachable(session.provider)
     _set_status(session, Status.ABANDONED)
 
 

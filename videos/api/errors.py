@@ -1,4 +1,5 @@
-"""API errors beyond DRF's own: storage unavailable, an oversized, slow or cut-off upload."""
+"""API errors beyond DRF's own: storage unavailable, an oversized, slow or cut-off upload,
+and a direct upload's refusals (``videos.upload_sessions``)."""
 
 from django.conf import settings
 from rest_framework import status
@@ -6,7 +7,11 @@ from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from storage_backends.errors import StorageUnavailable
+from videos import upload_sessions
 from videos.upload_limits import BODY_ERRORS, refuse_body
+
+# Seconds to wait before asking again when an upload's provider did not answer.
+PROVIDER_UNREACHABLE_WAIT = 5
 
 
 class ProviderUnavailable(APIException):
@@ -25,20 +30,25 @@ class FileTooLarge(APIException):
     default_code = "file_too_large"
 
 
-class BodyNotRead(APIException):
-    """The request body was cut off or did not arrive whole: nothing of it is used."""
+class Refused(APIException):
+    """A 4xx whose status the refusal chose: a body cut off or not arriving whole
+    (nothing of it is used), or a direct upload's request that does not fit it."""
 
-    default_code = "body_not_read"
-
-    def __init__(self, detail, status_code):
-        super().__init__(detail)
+    def __init__(self, detail, status_code, code):
+        super().__init__(detail, code)
         self.status_code = status_code
 
 
 def exception_handler(exc, context):
     if isinstance(exc, BODY_ERRORS):
         status_code, message = refuse_body(context["request"], exc)
-        exc = FileTooLarge(message) if status_code == 413 else BodyNotRead(message, status_code)
+        exc = FileTooLarge(message) if status_code == 413 else Refused(message, status_code, "body_not_read")
+    elif isinstance(exc, upload_sessions.UploadRefused):
+        exc = Refused(str(exc), exc.status, "upload_refused")
+    elif isinstance(exc, upload_sessions.NoProviderAvailable):
+        exc = ProviderUnavailable(str(exc), wait=exc.retry_after)
+    elif isinstance(exc, upload_sessions.ProviderUnreachable):
+        exc = ProviderUnavailable(str(exc), wait=PROVIDER_UNREACHABLE_WAIT)
     if isinstance(exc, StorageUnavailable):
         # The providers' reasons go to the log (the chain logged them); the client
         # learns only that storage is down and when to try again.

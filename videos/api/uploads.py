@@ -10,11 +10,9 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
 from videos import upload_sessions
-from videos.api.errors import ProviderUnavailable
 from videos.api.serializers import VideoSerializer
 from videos.models import UploadSession, Video
 
@@ -124,23 +122,6 @@ class CompleteSerializer(serializers.Serializer):
         return data
 
 
-class UploadRefused(APIException):
-    default_code = "upload_refused"
-
-    def __init__(self, detail, status_code):
-        super().__init__(detail)
-        self.status_code = status_code
-
-
-def refusal(exc):
-    """The API error of what ``videos.upload_sessions`` raised."""
-    if isinstance(exc, upload_sessions.UploadRefused):
-        return UploadRefused(str(exc), exc.status)
-    if isinstance(exc, upload_sessions.NoProviderAvailable):
-        return ProviderUnavailable(str(exc), wait=exc.retry_after)
-    return ProviderUnavailable(str(exc), wait=5)
-
-
 class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Direct uploads: the client sends the bytes to the provider the server picks."""
 
@@ -152,12 +133,6 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         return UploadSession.objects.filter(owner=self.request.user)
-
-    def handle_exception(self, exc):
-        if isinstance(exc, (upload_sessions.UploadRefused, upload_sessions.NoProviderAvailable,
-                            upload_sessions.ProviderUnreachable)):
-            exc = refusal(exc)
-        return super().handle_exception(exc)
 
     def _answer(self, session, status_code=status.HTTP_200_OK):
         return Response(UploadSerializer(session, context=self.get_serializer_context()).data, status=status_code)
@@ -234,10 +209,10 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
         session = self.get_object()
         match = CONTENT_RANGE.match(request.headers.get("Content-Range", ""))
         if not match:
-            raise UploadRefused("A chunk needs a Content-Range header: bytes FIRST-LAST/TOTAL.", 400)
+            raise upload_sessions.UploadRefused("A chunk needs a Content-Range header: bytes FIRST-LAST/TOTAL.")
         start, end, total = (int(number) for number in match.groups())
         if end < start or end - start + 1 != _content_length(request):
-            raise UploadRefused("The Content-Range does not match the chunk's Content-Length.", 400)
+            raise upload_sessions.UploadRefused("The Content-Range does not match the chunk's Content-Length.")
         received_bytes = upload_sessions.receive_chunk(
             session, start=start, end=end, total=total, stream=request.stream
         )
