@@ -86,15 +86,15 @@ def save_video(video: Video, *, file_changed: bool, content_type=None, stored_fi
         video.file = stored_file.name
         video.size_bytes, video.content_type = stored_file.size, stored_file.content_type
         media_source, duration, file_changed = stored_file.probe_source, stored_file.duration, True
+    elif file_changed and video.file:
+        media_source = video.file.file
+        size, guessed_type = describe_file(video.file)
+        video.size_bytes, video.content_type = size, content_type or guessed_type
     if video.thumbnail and not video.thumbnail._committed:
         video.thumbnail_generated = False  # chosen by the uploader: it always wins
     elif file_changed and video.thumbnail_generated:
         video.thumbnail = None  # a frame of the old file; one of the new file is cut below
         video.thumbnail_generated = False
-    if stored_file is None and file_changed and video.file:
-        media_source = video.file.file
-        size, guessed_type = describe_file(video.file)
-        video.size_bytes, video.content_type = size, content_type or guessed_type
     stored = video.store_new_files()
     try:
         if file_changed and video.file:
