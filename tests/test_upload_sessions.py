@@ -441,3 +441,20 @@ def test_a_completion_cut_off_by_a_dead_process_can_be_asked_again(api, settings
     UploadSession.objects.filter(pk=upload["id"]).update(claimed_at=timezone.now() - timedelta(minutes=11))
 
     assert complete(api, upload).status_code == 201
+
+
+def test_complete_may_not_replace_the_file_of_someone_elses_video(api, settings, django_user_model):
+    other = client_for(django_user_model.objects.create_user("other", password="pw-other-1"))
+    theirs = start(other, video_bytes(1000))
+    send_all(other, theirs, video_bytes(1000))
+    their_video = Video.objects.get(pk=complete(other, theirs, is_published=True).json()["id"])
+    data = video_bytes(2000)
+    upload = start(api, data)
+    send_all(api, upload, data)
+
+    response = complete(api, upload, video=their_video.pk)
+
+    assert response.status_code == 400 and "owner or staff" in str(response.json()["video"])
+    their_video.refresh_from_db()
+    assert their_video.title == "Direct" and their_video.size_bytes == 1000
+    assert UploadSession.objects.get(pk=upload["id"]).status == "uploading"

@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from videos import upload_sessions
+from videos.api.permissions import may_change
 from videos.api.serializers import VideoSerializer
 from videos.models import UploadSession, Video
 
@@ -112,7 +113,7 @@ class CompleteSerializer(serializers.Serializer):
         video = Video.objects.visible_to(user).filter(pk=video_id).first()
         if video is None:
             raise serializers.ValidationError("No such video.")
-        if not (user.is_staff or video.owner_id == user.pk):
+        if not may_change(user, video):
             raise serializers.ValidationError("Only the video's owner or staff may replace its file.")
         return video
 
