@@ -282,17 +282,8 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
     def _open(self, name, mode="rb"):
         if "w" in mode or "a" in mode or "+" in mode:
             raise ValueError("Cloudinary files are opened for reading only")
-        response = self._http.request(
-            "GET",
-            self.url(name),
-            preload_content=False,
-            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
-        )
+        response = self.delivery(name)
         try:
-            if response.status == 404:
-                raise FileNotFoundError(f"Cloudinary holds no resource for {name}")
-            if response.status != 200:
-                raise ProviderAnswerError(f"Cloudinary answered HTTP {response.status} to a download of {name}")
             spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
             for chunk in response.stream(1024 * 1024):
                 spool.write(chunk)
@@ -300,6 +291,26 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         finally:
             response.release_conn()
         return File(spool, name=name)
+
+    def delivery(self, name, first_bytes=None):
+        """The answer to a GET of a stored file's delivery URL (of its first ``first_bytes``
+        only, with a range), its body unread; FileNotFoundError or ProviderAnswerError
+        when it is not the file."""
+        ranged = first_bytes is not None
+        response = self._http.request(
+            "GET",
+            self.url(name),
+            headers={"Range": f"bytes=0-{first_bytes - 1}"} if ranged else None,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+        )
+        if response.status in ((200, 206) if ranged else (200,)):
+            return response
+        response.close()  # the error's body is not wanted, nor its connection back in the pool
+        if response.status == 404:
+            raise FileNotFoundError(f"Cloudinary holds no resource for {name}")
+        what = "a ranged read" if ranged else "a download"
+        raise ProviderAnswerError(f"Cloudinary answered HTTP {response.status} to {what} of {name}")
 
     def name_of(self, resource):
         """The stored name of a resource from the Admin API (``resource_of`` reversed)."""

@@ -15,13 +15,11 @@ and drops unfinished ones itself: ``received`` knows only the finished resource,
 import secrets
 import time
 
-import urllib3
 from cloudinary import api as cloudinary_api
 from cloudinary import exceptions as cloudinary_exceptions
 from cloudinary import utils as cloudinary_utils
 
 from storage_backends.direct import DirectStart, DirectUploadRefused, DirectUploads, Finished, Received
-from storage_backends.errors import ProviderAnswerError
 
 # Where the Upload API is when the storage names no ``upload_prefix``.
 CLOUDINARY_API_PREFIX = "https://api.cloudinary.com"
@@ -91,19 +89,8 @@ class CloudinaryDirectUploads(DirectUploads):
         return Finished(size=int(resource["bytes"]), details={"duration": resource.get("duration")})
 
     def read_head(self, key, length):
-        storage = self.storage
-        response = storage._http.request(
-            "GET",
-            storage.url(key),
-            headers={"Range": f"bytes=0-{length - 1}"},
-            preload_content=False,
-            timeout=urllib3.Timeout(connect=storage.timeout, read=storage.timeout),
-        )
+        response = self.storage.delivery(key, first_bytes=length)
         try:
-            if response.status == 404:
-                raise FileNotFoundError(f"Cloudinary holds no resource for {key}")
-            if response.status not in (200, 206):
-                raise ProviderAnswerError(f"Cloudinary answered HTTP {response.status} to a ranged read of {key}")
             return response.read(length)
         finally:
             # Whatever the body holds past ``length`` (all of it, if a 200 ignored the
