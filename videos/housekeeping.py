@@ -15,8 +15,6 @@ from storage_backends.chain import describe_failure
 from storage_backends.names import PROVIDER_NAMES, split
 from videos.models import UploadSession, Video
 
-OPEN_UPLOAD_STATUSES = (UploadSession.Status.UPLOADING, UploadSession.Status.COMPLETING)
-
 
 @dataclass(frozen=True)
 class ProviderStatus:
@@ -61,7 +59,7 @@ def referenced_names():
 def open_upload_keys(provider):
     """Keys of the direct uploads still open on ``provider``: their files are not orphans."""
     return set(
-        UploadSession.objects.filter(provider=provider, status__in=OPEN_UPLOAD_STATUSES).values_list("key", flat=True)
+        UploadSession.objects.still_open().filter(provider=provider).values_list("key", flat=True)
     )
 
 

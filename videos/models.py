@@ -133,6 +133,12 @@ class PendingDeletion(models.Model):
         return self.name
 
 
+class UploadSessionQuerySet(models.QuerySet):
+    def still_open(self):
+        """Uploads no one has finished with: still taking bytes, or being completed."""
+        return self.filter(status__in=(UploadSession.Status.UPLOADING, UploadSession.Status.COMPLETING))
+
+
 class UploadSession(models.Model):
     """A direct upload: the client sends the bytes to ``provider`` under ``key``, then
     completes it, and the server checks what arrived before it writes the video's row
@@ -167,6 +173,8 @@ class UploadSession(models.Model):
     error = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+
+    objects = UploadSessionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

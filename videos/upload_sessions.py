@@ -38,7 +38,6 @@ from storage_backends.direct import DirectUploadRefused
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
 from videos import background, services
-from videos.housekeeping import OPEN_UPLOAD_STATUSES
 from videos.upload_limits import max_upload_bytes
 from videos.models import UploadSession, Video
 from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
@@ -101,9 +100,7 @@ def start_upload(owner, *, filename, size, content_type) -> UploadSession:
         raise UploadRefused(exc.messages[0]) from None
     if size > max_upload_bytes():
         raise _too_large(size)
-    open_uploads = UploadSession.objects.filter(
-        owner=owner, status__in=OPEN_UPLOAD_STATUSES, expires_at__gt=timezone.now()
-    ).count()
+    open_uploads = UploadSession.objects.still_open().filter(owner=owner, expires_at__gt=timezone.now()).count()
     if open_uploads >= OPEN_UPLOADS_PER_USER:
         raise UploadRefused(
             f"You have {open_uploads} uploads open, the most one account may have: "
@@ -421,7 +418,7 @@ def sweep_expired(now=None, *, remove=True):
     ``(sessions, removed, failed)``: expired sessions found, and the leftovers removed
     and not removed."""
     now = now or timezone.now()
-    expired = UploadSession.objects.filter(status__in=OPEN_UPLOAD_STATUSES, expires_at__lte=now)
+    expired = UploadSession.objects.still_open().filter(expires_at__lte=now)
     sessions = removed = failed = 0
     for session in expired.iterator():
         sessions += 1
@@ -440,7 +437,7 @@ def sweep_expired(now=None, *, remove=True):
                 failed += 1
                 all_removed = False
         if all_removed:
-            UploadSession.objects.filter(pk=session.pk, status__in=OPEN_UPLOAD_STATUSES).update(status=Status.EXPIRED)
+            UploadSession.objects.still_open().filter(pk=session.pk).update(status=Status.EXPIRED)
     return sessions, removed, failed
 
 
