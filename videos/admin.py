@@ -307,7 +307,9 @@ class RefusedUpload:
             try:
                 upload_sessions.abandon(session)
             except Exception as cleanup_error:  # the expiry sweep removes it later
-                logger.warning("Could not abandon the refused upload %s: %s", session.pk, cleanup_error)
+                logger.warning(
+                    "Could not abandon the refused upload %s: %s", session.pk, describe_failure(cleanup_error)
+                )
         return cls(f"{exc} Choose the file again.", can_retry=False)
 
 
