@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
-from storage_backends import providers
+from storage_backends import providers, signals
 from storage_backends.breaker import Admission, CircuitBreaker
-from storage_backends.errors import ProviderFailure, StorageUnavailable
+from storage_backends.errors import FailureKind, ProviderFailure, StorageUnavailable
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import LONGEST_PREFIX, qualify, split, unique_name
 
@@ -38,6 +38,13 @@ def describe_failure(exc):
     return reason
 
 
+def _size_of(content):
+    try:
+        return content.size
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 @deconstructible(path="storage_backends.chain.FallbackStorage")
 class FallbackStorage(Storage):
     def __init__(self, providers=None):
@@ -52,7 +59,7 @@ class FallbackStorage(Storage):
         return unique_name(name, None if max_length is None else max_length - LONGEST_PREFIX)
 
     def _save(self, name, content):
-        return self._store(name, content, self.provider_names())
+        return self._store(name, content, self.provider_names(), via="upload")
 
     def save_on(self, provider, name, content):
         """Store ``content`` on ``provider`` alone, under ``name`` as it is: moves use it.
@@ -60,25 +67,29 @@ class FallbackStorage(Storage):
         ``name`` is an existing stored key, unique already, so a move keeps it (and a
         move retried after an interruption replaces its own earlier copy).
         """
-        return self._store(name, content, [provider])
+        return self._store(name, content, [provider], via="move")
 
-    def _store(self, name, content, provider_names):
+    def _store(self, name, content, provider_names, via):
         """Try each provider in turn; the first that stores ``content`` names it."""
         configured = [provider for provider in provider_names if providers.is_configured(provider)]
         failures = {
-            provider: ProviderFailure(provider, "not configured")
+            provider: ProviderFailure(provider, "not configured", FailureKind.NOT_CONFIGURED)
             for provider in provider_names
             if provider not in configured
         }
         for provider, admission, more_to_try in self._attempt_order(configured, failures):
             key = self._try(provider, admission, name, content, failures, more_to_try)
             if key is not None:
-                if failures:
-                    reasons = "; ".join(str(failures[other]) for other in provider_names if other in failures)
-                    logger.info("Stored %s on %s after: %s", name, provider, reasons)
-                return qualify(provider, key)
+                before = tuple(failures[other] for other in provider_names if other in failures)
+                if before:
+                    logger.info("Stored %s on %s after: %s", name, provider, "; ".join(map(str, before)))
+                stored = qualify(provider, key)
+                signals.send(signals.file_stored, provider=provider, name=stored, size=_size_of(content),
+                             failures=before, via=via)
+                return stored
         error = StorageUnavailable([failures[provider] for provider in provider_names])
         logger.error("%s", error)
+        signals.send(signals.store_failed, name=name, failures=error.failures, via=via)
         raise error
 
     def _attempt_order(self, configured, failures):
@@ -94,7 +105,7 @@ class FallbackStorage(Storage):
         for position, provider in enumerate(configured):
             admission = CircuitBreaker(provider).admit()
             if admission.skips:
-                failures[provider] = ProviderFailure(provider, SKIP_REASONS[admission])
+                failures[provider] = ProviderFailure(provider, SKIP_REASONS[admission], FailureKind.CIRCUIT_OPEN)
                 passed_over.append(provider)
             else:
                 if admission is Admission.TRIAL:
@@ -134,7 +145,7 @@ class FallbackStorage(Storage):
                 reason,
                 outcome,
             )
-            failures[provider] = ProviderFailure(provider, reason)
+            failures[provider] = ProviderFailure(provider, reason, FailureKind.FAULT if counted else FailureKind.FILE)
             return None
         breaker.record_success()
         if admission is Admission.TRIAL:

@@ -3,12 +3,23 @@
 from dataclasses import dataclass
 
 
+class FailureKind:
+    """Why a provider did not take a file, in a word: metrics and the dashboard group by it."""
+
+    NOT_CONFIGURED = "not_configured"
+    CIRCUIT_OPEN = "circuit_open"  # passed over: open, or half-open with its trial taken
+    FAULT = "fault"  # the provider failed (counted against its breaker)
+    FILE = "file"  # an error about the file itself (not counted)
+
+
 @dataclass(frozen=True)
 class ProviderFailure:
-    """Why one provider did not store a file: its name and a credential-free reason."""
+    """Why one provider did not store a file: its name, a credential-free reason and
+    its ``FailureKind``."""
 
     provider: str
     reason: str
+    kind: str = FailureKind.FAULT
 
     def __str__(self):
         return f"{self.provider}: {self.reason}"

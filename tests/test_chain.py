@@ -209,3 +209,59 @@ def test_a_cache_failing_while_a_failure_is_counted_does_not_stop_the_chain(sett
     assert "Provider health cache unreachable (ConnectionError); this process keeps its own record for 5 s" in [
         record.getMessage() for record in caplog.records
     ]
+
+
+@pytest.fixture
+def storage_signals():
+    """What the chain told listeners: ``[(signal name, details)]``."""
+    from storage_backends import signals
+
+    heard = []
+
+    def stored(sender, **details):
+        heard.append(("file_stored", details))
+
+    def failed(sender, **details):
+        heard.append(("store_failed", details))
+
+    def broken(sender, **details):
+        raise RuntimeError("a listener's own bug")
+
+    signals.file_stored.connect(stored)
+    signals.store_failed.connect(failed)
+    signals.file_stored.connect(broken)
+    yield heard
+    signals.file_stored.disconnect(stored)
+    signals.store_failed.disconnect(failed)
+    signals.file_stored.disconnect(broken)
+
+
+def test_listeners_hear_where_a_file_landed_and_why_others_did_not_take_it(
+    settings, s3_refuses, media_root, storage_signals
+):
+    from storage_backends.errors import FailureKind
+
+    settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
+    settings.CLOUDINARY_URL = ""
+
+    name = FallbackStorage().save("videos/clip.mp4", ContentFile(b"12345"))
+
+    [(signal, details)] = storage_signals
+    assert signal == "file_stored"
+    assert (details["provider"], details["name"], details["size"], details["via"]) == ("local", name, 5, "upload")
+    assert [(failure.provider, failure.kind) for failure in details["failures"]] == [
+        ("cloudinary", FailureKind.NOT_CONFIGURED),
+        ("s3", FailureKind.FAULT),
+    ]
+
+
+def test_listeners_hear_when_no_provider_took_a_file(settings, s3_refuses, storage_signals):
+    settings.STORAGE_PROVIDERS = ["s3"]
+
+    with pytest.raises(StorageUnavailable):
+        FallbackStorage().save("videos/clip.mp4", ContentFile(b"12345"))
+
+    [(signal, details)] = storage_signals
+    assert signal == "store_failed"
+    assert [failure.provider for failure in details["failures"]] == ["s3"]
+    assert details["via"] == "upload"
