@@ -20,11 +20,25 @@ from stremora_client.transfer import SENDERS
 
 API_TIMEOUT = (10, 60)  # seconds: to connect, then between bytes of the answer
 GONE = (404, 410)  # an upload the server no longer knows, or that expired
-# Asking whether the server has completed an upload: first after this many seconds,
-# then each time half as long again, at most this often, for at most this long.
-COMPLETION_POLL_FIRST = 0.1
+# Asking whether the server has completed an upload: every COMPLETION_POLL seconds for
+# the first COMPLETION_QUICK seconds (S3 joins a large upload's parts in a second or
+# two, and a question costs the server a few milliseconds, so a late answer would cost
+# more than the questions), then each time half as long again, at most
+# COMPLETION_POLL_MAX apart, for at most COMPLETION_WAIT seconds in all.
+COMPLETION_POLL = 0.15
+COMPLETION_QUICK = 3.0
 COMPLETION_POLL_MAX = 1.0
 COMPLETION_WAIT = 15 * 60
+
+
+def completion_poll_delays():
+    """The pauses before each question while the server completes an upload."""
+    waited, delay = 0.0, COMPLETION_POLL
+    while waited < COMPLETION_WAIT:
+        yield delay
+        waited += delay
+        if waited >= COMPLETION_QUICK:
+            delay = min(delay * 1.5, COMPLETION_POLL_MAX)
 
 
 class Client:
@@ -75,10 +89,11 @@ class Client:
 
     def await_completion(self, upload_id):
         """The video an upload being completed becomes; ServerRefused when its check failed."""
-        delay, deadline = COMPLETION_POLL_FIRST, time.monotonic() + COMPLETION_WAIT
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + COMPLETION_WAIT
+        for delay in completion_poll_delays():
+            if time.monotonic() >= deadline:
+                break
             time.sleep(delay)
-            delay = min(delay * 1.5, COMPLETION_POLL_MAX)
             upload = self.describe_upload(upload_id)
             if upload["status"] == "completed":
                 return self.video(upload["video"])

@@ -1,6 +1,7 @@
 """The Python upload client, ``stremora_client``: its pieces here, then against a real server."""
 
 import io
+import itertools
 import json
 import os
 import secrets
@@ -607,3 +608,19 @@ def test_the_server_completes_the_upload_in_the_background_while_the_client_wait
     assert session.status == "completed" and session.completion["fields"]["title"] == "Harbour"  # asked to complete later
     assert video["title"] == "Harbour" and video["storage_provider"] == "s3"
     assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
+
+
+def test_while_the_server_completes_the_client_asks_often_at_first_then_less_and_less():
+    from stremora_client import client
+
+    delays = list(client.completion_poll_delays())
+    waited_before = [0.0, *itertools.accumulate(delays)]
+
+    # The first seconds: an answer is never more than one short pause late.
+    quick = [delay for delay, waited in zip(delays, waited_before) if waited < client.COMPLETION_QUICK]
+    assert set(quick) == {client.COMPLETION_POLL} and client.COMPLETION_POLL <= 0.2
+    # Then each pause longer than the last, up to the cap, and never past the wait.
+    later = delays[len(quick):]
+    assert later == sorted(later) and later[0] > client.COMPLETION_POLL and max(later) == client.COMPLETION_POLL_MAX
+    assert client.COMPLETION_WAIT <= sum(delays) < client.COMPLETION_WAIT + client.COMPLETION_POLL_MAX
+    assert len(delays) < client.COMPLETION_WAIT / client.COMPLETION_POLL_MAX + 30
