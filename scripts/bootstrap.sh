@@ -1,5 +1,6 @@
 # Sourced by scripts/run and scripts/test: makes .venv (Python 3.11+) and installs
-# requirements.txt into it, again only when that file has changed.
+# the requirements file the caller names in REQUIREMENTS (requirements.txt, the runtime
+# set, by default; scripts/test names requirements-dev.txt), again only when it changed.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -23,11 +24,17 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$(find_python)" -m venv "$VENV"
 fi
 
-requirements_hash="$(sha256sum requirements.txt | cut -d' ' -f1)"
-if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$requirements_hash" ]; then
-    echo "Installing requirements.txt into .venv"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r requirements.txt
-    echo "$requirements_hash" >"$VENV/.requirements.sha256"
+REQUIREMENTS="${REQUIREMENTS:-requirements.txt}"
+
+# A set's stamp is the hash of its file and of requirements.txt, which every set includes.
+requirements_stamp() { cat "$1" requirements.txt | sha256sum | cut -d' ' -f1; }
+
+if [ "$(cat "$VENV/.$REQUIREMENTS.sha256" 2>/dev/null)" != "$(requirements_stamp "$REQUIREMENTS")" ]; then
+    echo "Installing $REQUIREMENTS into .venv"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r "$REQUIREMENTS"
+    requirements_stamp "$REQUIREMENTS" >"$VENV/.$REQUIREMENTS.sha256"
+    # The runtime set came with it.
+    requirements_stamp requirements.txt >"$VENV/.requirements.txt.sha256"
 fi
 
 export PATH="$VENV/bin:$PATH"

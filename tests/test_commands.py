@@ -1,5 +1,6 @@
 """The housekeeping commands against moto's S3 server, the Cloudinary test server and PostgreSQL."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from django.utils import timezone as django_timezone
 
 from storage_backends import providers
 from tests.factories import sha256, video_upload
+from tests.fault_proxy import FaultProxy
 from tests.stack import database_url
 from videos import services
 from videos.models import PendingDeletion, Video
@@ -32,6 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def every_provider(settings, cloudinary_server, s3_server, media_root):
     settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
     return settings
+
+
+@pytest.fixture
+def s3_proxy(every_provider, s3_server):
+    """S3 reached through the fault proxy, for refused or hanging connections."""
+    with FaultProxy("127.0.0.1", s3_server.port) as proxy:
+        every_provider.AWS_S3_ENDPOINT_URL = proxy.url
+        yield proxy
 
 
 def run(*args):
@@ -109,6 +119,34 @@ def test_check_storage_fails_when_the_chain_has_nothing_that_works(settings, tmp
     _, _, error = run_failing("check_storage")
 
     assert error.endswith("local; no provider in the chain can store files")
+
+
+def test_check_storage_counts_the_providers_that_failed_not_the_chain(every_provider, cloudinary_server, s3_proxy):
+    every_provider.STORAGE_PROVIDERS = ["cloudinary", "s3"]
+    cloudinary_server.fail("refuse")
+    s3_proxy.set_mode("refuse")
+
+    out, _, error = run_failing("check_storage")
+
+    assert [line.split()[:4] for line in out.splitlines()[1:4]] == [
+        ["cloudinary", "yes", "yes", "NO"],
+        ["s3", "yes", "yes", "NO"],
+        ["local", "no", "yes", "yes"],
+    ]
+    assert error == "3 providers checked, 2 with problems: cloudinary; s3; no provider in the chain can store files"
+
+
+def test_check_storage_leaves_the_http_libraries_retry_warnings_out(every_provider, cloudinary_server, s3_proxy, caplog):
+    cloudinary_server.fail("refuse")
+    s3_proxy.set_mode("refuse")
+
+    with caplog.at_level(logging.WARNING):
+        out, err, error = run_failing("check_storage")
+
+    assert "Connection refused" in out and "EndpointConnectionError" in out
+    assert error == "3 providers checked, 2 with problems: cloudinary; s3"
+    assert [record.getMessage() for record in caplog.records if record.name.startswith(("urllib3", "botocore"))] == []
+    assert logging.getLogger("urllib3").level == logging.NOTSET, "the command left urllib3 quiet after it"
 
 
 def test_verify_files_finds_a_missing_file(every_provider, cloudinary_server, user):
@@ -295,6 +333,39 @@ def test_a_move_whose_row_switch_fails_keeps_the_old_file(
     assert video.file.storage.exists(video.file.name), "the old copy was removed before the row switched"
     assert stored_digest(video) == digest
     assert where_files_are(cloudinary_server, s3_server, media_root) == referenced()
+
+
+@pytest.mark.parametrize("target, fault", [("cloudinary", "refuse"), ("cloudinary", "http_401"), ("s3", "refuse")])
+def test_a_dry_run_says_the_target_cannot_be_reached(
+    every_provider, cloudinary_server, s3_proxy, media_root, user, target, fault
+):
+    create_on(every_provider, "local", user)
+    if target == "cloudinary":
+        cloudinary_server.fail(fault)
+    else:
+        s3_proxy.set_mode(fault)
+
+    out, _, error = run_failing("migrate_storage", "--to", target, "--dry-run")
+
+    assert error.startswith(f"The {target} provider cannot be reached, nothing moved: ")
+    assert "would move" not in out
+    assert "aws-secret-for-tests" not in error and cloudinary_server.api_secret not in error
+
+
+def test_a_move_to_a_hanging_target_gives_up_after_the_short_check(every_provider, s3_proxy, user):
+    create_on(every_provider, "local", user)
+    every_provider.STORAGE_TIMEOUT = 3
+    s3_proxy.set_mode("hang")
+
+    started = time.monotonic()
+    _, _, error = run_failing("migrate_storage", "--to", "s3")
+    elapsed = time.monotonic() - started
+
+    assert error == "The s3 provider cannot be reached, nothing moved: TimeoutError: no answer within 3 s"
+    # The check's own bound (3 s) and a margin for a loaded machine; botocore alone would
+    # try twice, each attempt waiting the timeout and a second for 100 Continue.
+    assert elapsed < 3 + 2
+    assert Video.objects.get().storage_provider == "local"
 
 
 def test_migrate_to_an_unconfigured_provider_is_an_error(settings):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -167,3 +168,77 @@ def test_check_deploy_is_clean_with_the_documented_production_settings(tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def shell_commands(markdown):
+    """Each command of the ```sh blocks, continuation lines joined, comments left out."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, re.DOTALL):
+        for command in block.replace("\\\n", " ").splitlines():
+            command = command.split(" #", 1)[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+def systemd_unit(markdown, name):
+    block = re.search(rf"```ini\n# /etc/systemd/system/{name}\n(.*?)```", markdown, re.DOTALL).group(1)
+    return dict(line.split("=", 1) for line in block.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def test_the_production_steps_give_the_service_user_media_root_and_nothing_else():
+    production = (DOCS / "production.md").read_text()
+    media_root = Path(re.search(r"^MEDIA_ROOT=(.+)$", (DOCS / "production.env").read_text(), re.MULTILINE).group(1))
+    commands = shell_commands(production)
+    unit = systemd_unit(production, "stremora.service")
+
+    assert any(command.startswith("useradd --system") and command.endswith(" stremora") for command in commands)
+    made_for_the_service = [
+        Path(path)
+        for command in commands
+        if command.startswith("install -d -o stremora -g stremora -m 0750 ")
+        for path in command.split()[8:]
+    ]
+    assert media_root in made_for_the_service
+    assert (unit["User"], unit["Group"]) == ("stremora", "stremora")
+    assert unit["ProtectSystem"] == "strict"
+    assert any(media_root.is_relative_to(path) for path in map(Path, unit["ReadWritePaths"].split()))
+    assert not Path(unit["WorkingDirectory"]) in made_for_the_service, "the service must not own its code"
+    assert f"install -o root -g stremora -m 0640 docs/production.env {unit['WorkingDirectory']}/.env" in commands
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_documented_database_backup_restores_what_was_deleted(tmp_path, settings, user):
+    from django.db import connection
+
+    from tests.factories import video_upload
+    from videos import services
+    from videos.models import Video
+
+    production = (DOCS / "production.md").read_text()
+    dump_command = next(command for command in shell_commands(production) if command.startswith("pg_dump "))
+    restore_command = next(command for command in shell_commands(production) if command.startswith("pg_restore "))
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("the backup steps are PostgreSQL's: run the suite with scripts/test")
+    # As in production, the dump and the restore connect as the tables' owner.
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    dump = tmp_path / "db.dump"
+    settings.STORAGE_PROVIDERS = ["local"]
+    kept = services.create_video(owner=user, title="Harbour", file=video_upload(size=2000))
+
+    dump_arguments = [
+        f"--file={dump}" if argument.startswith("--file=") else url if argument.startswith("postgres://") else argument
+        for argument in shlex.split(dump_command.replace("$(date +%F)", "DATE"))
+    ]
+    subprocess.run(dump_arguments, check=True, capture_output=True, timeout=120)
+    Video.objects.all().delete()
+    connection.close()  # pg_restore --clean drops the tables this connection would hold
+    restore_arguments = [
+        f"--dbname={url}" if argument.startswith("--dbname=") else argument
+        for argument in shlex.split(restore_command)[:-1]
+    ] + [str(dump)]
+    restored = subprocess.run(restore_arguments, capture_output=True, text=True, timeout=120)
+
+    assert restored.returncode == 0, restored.stderr
+    assert list(Video.objects.values_list("pk", "title", "file")) == [(kept.pk, "Harbour", kept.file.name)]

@@ -3,6 +3,7 @@
 Moves and retried deletions live in ``videos.services`` with the other file rules.
 """
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,20 +31,47 @@ class ProviderStatus:
 
 
 def provider_statuses():
-    statuses = []
-    for name in PROVIDER_NAMES:
-        in_chain = name in settings.STORAGE_PROVIDERS
-        missing = providers.missing_settings(name)
-        if missing:
-            statuses.append(ProviderStatus(name, in_chain, False, None, "not configured: " + ", ".join(missing)))
-            continue
+    """The state of every provider: in the chain, configured, and whether its cheap check passed."""
+    return [provider_status(name) for name in PROVIDER_NAMES]
+
+
+def provider_status(name, timeout=None):
+    """``name``'s state; its check is given up as unreachable after ``timeout`` seconds
+    (None: the provider's own ``STORAGE_TIMEOUT`` bounds it)."""
+    in_chain = name in settings.STORAGE_PROVIDERS
+    missing = providers.missing_settings(name)
+    if missing:
+        return ProviderStatus(name, in_chain, False, None, "not configured: " + ", ".join(missing))
+    try:
+        _check_within(providers.get_storage(name), timeout)
+    except Exception as exc:
+        return ProviderStatus(name, in_chain, True, False, describe_failure(exc))
+    return ProviderStatus(name, in_chain, True, True, "ok")
+
+
+def _check_within(storage, timeout):
+    """Run ``storage.check()``; raise TimeoutError when it has not answered after ``timeout``
+    seconds. The check's thread is left to end on its own provider timeout."""
+    if timeout is None:
+        storage.check()
+        return
+    outcome = {}
+
+    def check():
         try:
-            providers.get_storage(name).check()
-        except Exception as exc:
-            statuses.append(ProviderStatus(name, in_chain, True, False, describe_failure(exc)))
+            storage.check()
+        except BaseException as exc:
+            outcome["error"] = exc
         else:
-            statuses.append(ProviderStatus(name, in_chain, True, True, "ok"))
-    return statuses
+            outcome["ok"] = True
+
+    thread = threading.Thread(target=check, name=f"check-{storage.provider}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "error" in outcome:
+        raise outcome["error"]
+    if "ok" not in outcome:
+        raise TimeoutError(f"no answer within {timeout:g} s")
 
 
 def referenced_names():

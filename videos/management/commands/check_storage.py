@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from videos.housekeeping import missing_files, provider_statuses
 from videos.management.progress import Progress
+from videos.management.quiet import quiet_http_libraries
 from videos.models import Video
 
 
@@ -15,6 +16,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, verify_files=False, **options):
+        with quiet_http_libraries():
+            self.report(verify_files)
+
+    def report(self, verify_files):
         statuses = provider_statuses()
         self.stdout.write(f"{'provider':<11} {'in chain':<9} {'configured':<11} {'reachable':<10} detail")
         for status in statuses:
@@ -23,7 +28,8 @@ class Command(BaseCommand):
                 f"{status.name:<11} {'yes' if status.in_chain else 'no':<9} "
                 f"{'yes' if status.configured else 'no':<11} {reachable:<10} {status.detail}"
             )
-        problems = [status.name for status in statuses if not status.ok]
+        failing = [status.name for status in statuses if not status.ok]
+        problems = list(failing)
         if not any(status.in_chain and status.configured and status.reachable for status in statuses):
             problems.append("no provider in the chain can store files")
 
@@ -39,7 +45,7 @@ class Command(BaseCommand):
             for line in missing:
                 self.stderr.write(f"Missing: {line}")
 
-        summary = f"{len(statuses)} providers checked, {len(problems)} with problems"
+        summary = f"{len(statuses)} providers checked, {len(failing)} with problems"
         if verify_files:
             summary += f"; {len(missing)} missing files"
         if problems or missing:

@@ -1,11 +1,17 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from storage_backends import providers
 from storage_backends.chain import describe_failure
 from storage_backends.names import PROVIDER_NAMES
 from videos import services
+from videos.housekeeping import provider_status
 from videos.management.progress import Progress
+from videos.management.quiet import quiet_http_libraries
 from videos.models import Video
+
+# Seconds the target's check may take before the command says it cannot be reached.
+TARGET_CHECK_TIMEOUT = 10.0
 
 
 class Command(BaseCommand):
@@ -26,6 +32,10 @@ class Command(BaseCommand):
             raise CommandError(f"The {target} provider is not configured")
         if limit is not None and limit < 1:
             raise CommandError("--limit must be 1 or more")
+        with quiet_http_libraries():
+            target_status = provider_status(target, timeout=min(settings.STORAGE_TIMEOUT, TARGET_CHECK_TIMEOUT))
+        if not target_status.reachable:
+            raise CommandError(f"The {target} provider cannot be reached, nothing moved: {target_status.detail}")
         videos = Video.objects.exclude(storage_provider=target).order_by("pk")
         if source:
             videos = videos.filter(storage_provider=source)
