@@ -1,4 +1,5 @@
-"""Storage housekeeping behind the management commands: health, orphans, verification.
+"""Storage housekeeping behind the management commands: health, orphans, verification,
+and the record of the last orphan sweeps.
 
 Moves and retried deletions live in ``videos.services`` with the other file rules.
 """
@@ -13,7 +14,10 @@ from django.utils import timezone
 from storage_backends import providers
 from storage_backends.chain import describe_failure
 from storage_backends.names import PROVIDER_NAMES, split
-from videos.models import UploadSession, Video
+from videos.models import OrphanSweep, UploadSession, Video
+
+# Sweeps kept per provider: the latest is what /metrics shows; the admin shows a few.
+SWEEPS_KEPT = 10
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ def provider_statuses():
             statuses.append(ProviderStatus(name, in_chain, False, None, "not configured: " + ", ".join(missing)))
             continue
         try:
-            providers.get_storage(name).check()
+            providers.check(name)
         except Exception as exc:
             statuses.append(ProviderStatus(name, in_chain, True, False, describe_failure(exc)))
         else:
@@ -91,3 +95,20 @@ def missing_files(video):
         if not present:
             missing.append(field_file.name)
     return missing
+
+
+def record_sweep(provider, found, deleted):
+    """Remember that a sweep of ``provider`` found ``found`` orphans and deleted ``deleted``."""
+    OrphanSweep.objects.create(provider=provider, found=found, deleted=deleted)
+    stale = OrphanSweep.objects.filter(provider=provider).values_list("pk", flat=True)[SWEEPS_KEPT:]
+    OrphanSweep.objects.filter(pk__in=list(stale)).delete()
+
+
+def last_sweeps(per_provider=1):
+    """The latest ``OrphanSweep`` rows of each provider, newest first: ``{provider: [sweep, ...]}``."""
+    sweeps = {}
+    for sweep in OrphanSweep.objects.all():  # at most SWEEPS_KEPT a provider
+        kept = sweeps.setdefault(sweep.provider, [])
+        if len(kept) < per_provider:
+            kept.append(sweep)
+    return sweeps
