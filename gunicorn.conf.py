@@ -14,8 +14,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from prometheus_client import multiprocess
-
 # Only prometheus-client's own files are removed from an operator's directory.
 METRIC_FILE_PATTERNS = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
 TEMPORARY_PREFIX = "stremora-metrics-"
@@ -35,6 +33,10 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
+    # Imported here, not above: prometheus-client picks its mode when first imported,
+    # and the workers forked from this process must find the variable already set.
+    from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(worker.pid)
 
 
