@@ -268,7 +268,7 @@ def test_anyone_else_gets_the_plain_404_when_no_token_is_set(headers, not_found_
 
 
 def test_a_post_is_refused_like_an_unknown_address(not_found_page):
-    response = Client(REMOTE_ADDR=OUTSIDE).post("/metrics", {"x": "1"})
+    response = Client(REMOTE_ADDR=OUTSIDE, enforce_csrf_checks=True).post("/metrics", {"x": "1"})
     assert refused_like_an_unknown_address(response, not_found_page)
 
 
