@@ -228,6 +228,21 @@ def test_the_last_orphan_sweep_is_recorded_and_shown(settings, media_root, db):
     assert value(scrape(), "stremora_orphans_found", provider="local") == 0
 
 
+def test_each_providers_sweep_is_recorded_with_its_own_counts(settings, media_root, s3_inprocess, db):
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    s3_inprocess.put_object(Bucket="stremora-test", Key="stremora/videos/lost.mp4", Body=video_bytes(100))
+    for name in ("lost.mp4", "gone.mp4"):
+        orphan = media_root / "videos" / name
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        orphan.write_bytes(video_bytes(100))
+    time.sleep(1)  # S3 keeps whole seconds: the object is then older than --older-than 0
+
+    call_command("cleanup_orphans", "--older-than", "0", "--delete")
+
+    sweeps = last_sweeps()
+    assert [(sweeps[provider][0].found, sweeps[provider][0].deleted) for provider in ("s3", "local")] == [(1, 1), (2, 2)]
+
+
 def test_only_the_last_sweeps_are_kept(db):
     for found in range(SWEEPS_KEPT + 3):
         record_sweep("s3", found=found, deleted=0)
