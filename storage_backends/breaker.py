@@ -73,6 +73,14 @@ class CircuitBreaker:
             return open_until
         return None
 
+    def state(self):
+        """``"closed"``, ``"open"`` (cooling down) or ``"half_open"`` (trials may go), read
+        from the record alone: nothing is leased or counted."""
+        open_until = self._run(lambda cache: cache.get(self._open_until_key), default=None)
+        if open_until is None:
+            return "closed"
+        return "open" if open_until > time.time() else "half_open"
+
     def is_open(self):
         """Whether the provider is cooling down (half-open counts as not open)."""
         return self.open_until() is not None

@@ -127,7 +127,9 @@ class FallbackStorage(Storage):
         try:
             content.seek(0)
             rewound = True
-            key = providers.get_storage(provider)._save(name, content)
+            storage = providers.get_storage(provider)
+            with signals.timed(provider, "save"):
+                key = storage._save(name, content)
         except Exception as exc:
             reason = describe_failure(exc)
             counted = rewound and is_provider_fault(exc)
@@ -157,38 +159,40 @@ class FallbackStorage(Storage):
         provider, key = split(name)
         return providers.get_storage(provider), key
 
+    def _call(self, operation, name, *args):
+        """``operation`` of the provider that holds ``name``, timed (``signals.provider_called``)."""
+        provider, key = split(name)
+        storage = providers.get_storage(provider)
+        with signals.timed(provider, operation):
+            return getattr(storage, operation)(key, *args)
+
     def _open(self, name, mode="rb"):
-        storage, key = self._route(name)
-        return storage.open(key, mode)
+        return self._call("open", name, mode)
 
     def delete(self, name):
-        storage, key = self._route(name)
-        storage.delete(key)
+        self._call("delete", name)
 
     def exists(self, name):
-        storage, key = self._route(name)
-        return storage.exists(key)
+        return self._call("exists", name)
 
     def size(self, name):
-        storage, key = self._route(name)
-        return storage.size(key)
+        return self._call("size", name)
 
     def url(self, name):
-        storage, key = self._route(name)
-        return storage.url(key)
+        return self._call("url", name)
 
     def signed_url(self, name, expire=None):
         """A URL of ``name`` that expires after ``expire`` seconds where its provider signs
         URLs (local disk); else its ``url()``, already presigned on S3."""
-        storage, key = self._route(name)
-        signed_url = getattr(storage, "signed_url", None)
-        return signed_url(key, expire) if signed_url else storage.url(key)
+        storage, _ = self._route(name)
+        if hasattr(storage, "signed_url"):
+            return self._call("signed_url", name, expire)
+        return self._call("url", name)
 
     def md5(self, name):
         """The MD5 hex digest of a stored file where its provider keeps one, else None."""
-        storage, key = self._route(name)
-        md5 = getattr(storage, "md5", None)
-        return md5(key) if md5 else None
+        storage, _ = self._route(name)
+        return self._call("md5", name) if hasattr(storage, "md5") else None
 
     def poster_url(self, name):
         """A still frame of a stored video where its provider cuts one on delivery, else None."""

@@ -9,7 +9,7 @@ import threading
 from django.conf import settings
 from django.core.signals import setting_changed
 
-from storage_backends import registry
+from storage_backends import registry, signals
 from storage_backends.errors import ProviderNotConfigured
 
 _storages = {}
@@ -41,6 +41,13 @@ def get_storage(provider):
                     raise ProviderNotConfigured(provider)
                 storage = _storages[provider] = provider_spec.build()
     return storage
+
+
+def check(provider):
+    """Run ``provider``'s cheap check (it raises when the provider does not answer), timed."""
+    storage = get_storage(provider)
+    with signals.timed(provider, "check"):
+        storage.check()
 
 
 def credentials():

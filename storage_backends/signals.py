@@ -9,10 +9,18 @@ fails the upload it was told about. Receivers must be quick; they run in the req
                   each with its ``kind``) and ``via``: ``"upload"`` (through the
                   chain), ``"direct"`` (a direct upload, sent by the app when it
                   completes) or ``"move"`` (a copy to another provider).
-``store_failed``  no provider could store a file: ``name``, ``failures``, ``via``.
+``store_failed``  no provider could store a file: ``name``, ``failures``, ``via``
+                  (``"direct"``: a direct upload's client reported its last provider
+                  unreachable).
+``provider_called`` a call to one provider ended (``timed``): ``provider``,
+                  ``operation`` (``save``, ``open``, ``delete``, ``exists``, ``size``,
+                  ``url``, ``signed_url``, ``md5``, ``check``), ``seconds`` (wall time)
+                  and ``error`` (the exception it raised, None when it answered).
 """
 
 import logging
+import time
+from contextlib import contextmanager
 
 from django.dispatch import Signal
 
@@ -20,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 file_stored = Signal()
 store_failed = Signal()
+provider_called = Signal()
 
 
 def send(signal, **details):
@@ -28,3 +37,18 @@ def send(signal, **details):
         if isinstance(result, Exception):
             logger.error("A receiver of a storage signal failed (%s): %r", getattr(receiver, "__qualname__", receiver),
                          result)
+
+
+@contextmanager
+def timed(provider, operation):
+    """Send ``provider_called`` once the block, a call to ``provider``, has ended."""
+    started = time.perf_counter()
+    error = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        send(provider_called, provider=provider, operation=operation, seconds=time.perf_counter() - started,
+             error=error)

@@ -31,6 +31,8 @@ DEFAULT_CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
 DEFAULT_CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
 DEFAULT_STORAGE_PROVIDERS = "cloudinary,s3,local"
 DEVELOPMENT_SECRET_KEY = "django-insecure-stremora-development-only"
+# A bearer token shorter than this could be guessed over many scrapes.
+METRICS_TOKEN_MIN_LENGTH = 24
 
 _TRUE_STRINGS = {"1", "true", "yes", "on", "y", "t"}
 _FALSE_STRINGS = {"0", "false", "no", "off", "n", "f"}
@@ -78,6 +80,7 @@ class Config:
     upload_session_ttl: int
     https_only: bool
     num_proxies: int
+    metrics_token: str | None = field(repr=False)
 
 
 class _Reader:
@@ -284,4 +287,16 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         upload_session_ttl=reader.integer("UPLOAD_SESSION_TTL", 86400, minimum=60),
         https_only=reader.boolean("HTTPS_ONLY", False),
         num_proxies=reader.integer("NUM_PROXIES", 0, minimum=0),
+        metrics_token=_metrics_token(reader),
     )
+
+
+def _metrics_token(reader: _Reader) -> str | None:
+    token = reader.optional("METRICS_TOKEN")
+    if token is not None and len(token) < METRICS_TOKEN_MIN_LENGTH:
+        # The value is a credential: its length is said, never the value.
+        raise ConfigError(
+            f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters; "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return token

@@ -144,6 +144,10 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
+# /metrics (videos.metrics): a scraper sending "Authorization: Bearer METRICS_TOKEN" is let
+# in; unset, only loopback connections and staff sessions are.
+METRICS_TOKEN = CONFIG.metrics_token
+
 # Error pages (DEBUG) and error e-mails blank credentials, those inside URLs too.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "stremora.error_reports.CredentialMaskingFilter"
 

@@ -10,4 +10,6 @@ urlpatterns = [
     path("videos/<int:pk>/", video_views.VideoWatchView.as_view(), name="video-watch"),
     # Files of the local provider (MEDIA_URL), with byte ranges so players can seek.
     path("media/<path:path>", video_views.local_media, name="local-media"),
+    # Prometheus metrics, for staff, the METRICS_TOKEN bearer or loopback (docs/production.md).
+    path("metrics", video_views.metrics, name="metrics"),
 ]

@@ -89,10 +89,11 @@ class RedisServer:
 class GunicornServer:
     """Stremora served by gunicorn with several workers, configured by ``environment``;
     ``application`` names another WSGI application (``tests.static_wsgi``: with its
-    static files, for a browser)."""
+    static files, for a browser); ``options`` are more of gunicorn's command-line options."""
 
-    def __init__(self, environment, workers=3, timeout=60, application="stremora.wsgi:application"):
+    def __init__(self, environment, workers=3, timeout=60, application="stremora.wsgi:application", options=()):
         self.application = application
+        self.options = tuple(options)
         self.port = free_port()
         self.workers = workers
         self.timeout = timeout
@@ -113,6 +114,7 @@ class GunicornServer:
                 "--workers", str(self.workers),
                 "--timeout", str(self.timeout),
                 "--graceful-timeout", "5",
+                *self.options,
             ],
             cwd=ROOT,
             env=self.environment,

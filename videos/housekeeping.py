@@ -1,4 +1,5 @@
-"""Storage housekeeping behind the management commands: health, orphans, verification.
+"""Storage housekeeping behind the management commands: health, orphans, verification,
+and the record of the last orphan sweeps.
 
 Moves and retried deletions live in ``videos.services`` with the other file rules.
 """
@@ -14,7 +15,10 @@ from django.utils import timezone
 from storage_backends import providers
 from storage_backends.chain import describe_failure
 from storage_backends.names import PROVIDER_NAMES, split
-from videos.models import UploadSession, Video
+from videos.models import OrphanSweep, UploadSession, Video
+
+# Sweeps kept per provider: the latest is what /metrics shows; the admin shows a few.
+SWEEPS_KEPT = 10
 
 
 @dataclass(frozen=True)
@@ -43,29 +47,29 @@ def provider_status(name, timeout=None):
     if missing:
         return ProviderStatus(name, in_chain, False, None, "not configured: " + ", ".join(missing))
     try:
-        _check_within(providers.get_storage(name), timeout)
+        _check_within(name, timeout)
     except Exception as exc:
         return ProviderStatus(name, in_chain, True, False, describe_failure(exc))
     return ProviderStatus(name, in_chain, True, True, "ok")
 
 
-def _check_within(storage, timeout):
-    """Run ``storage.check()``; raise TimeoutError when it has not answered after ``timeout``
-    seconds. The check's thread is left to end on its own provider timeout."""
+def _check_within(name, timeout):
+    """Run provider ``name``'s cheap check; raise TimeoutError when it has not answered
+    after ``timeout`` seconds. The check's thread is left to end on its own provider timeout."""
     if timeout is None:
-        storage.check()
+        providers.check(name)
         return
     outcome = {}
 
     def check():
         try:
-            storage.check()
+            providers.check(name)
         except BaseException as exc:
             outcome["error"] = exc
         else:
             outcome["ok"] = True
 
-    thread = threading.Thread(target=check, name=f"check-{storage.provider}", daemon=True)
+    thread = threading.Thread(target=check, name=f"check-{name}", daemon=True)
     thread.start()
     thread.join(timeout)
     if "error" in outcome:
@@ -119,3 +123,20 @@ def missing_files(video):
         if not present:
             missing.append(field_file.name)
     return missing
+
+
+def record_sweep(provider, found, deleted):
+    """Remember that a sweep of ``provider`` found ``found`` orphans and deleted ``deleted``."""
+    OrphanSweep.objects.create(provider=provider, found=found, deleted=deleted)
+    stale = OrphanSweep.objects.filter(provider=provider).values_list("pk", flat=True)[SWEEPS_KEPT:]
+    OrphanSweep.objects.filter(pk__in=list(stale)).delete()
+
+
+def last_sweeps(per_provider=1):
+    """The latest ``OrphanSweep`` rows of each provider, newest first: ``{provider: [sweep, ...]}``."""
+    sweeps = {}
+    for sweep in OrphanSweep.objects.all():  # at most SWEEPS_KEPT a provider
+        kept = sweeps.setdefault(sweep.provider, [])
+        if len(kept) < per_provider:
+            kept.append(sweep)
+    return sweeps

@@ -186,3 +186,20 @@ class UploadSession(models.Model):
     @property
     def stored_name(self):
         return qualify(self.provider, self.key)
+
+
+class OrphanSweep(models.Model):
+    """What one run of ``cleanup_orphans`` found on one provider (``videos.housekeeping``
+    keeps the last few per provider)."""
+
+    provider = models.CharField(max_length=20, choices=StorageProvider.choices)
+    found = models.PositiveIntegerField()
+    deleted = models.PositiveIntegerField()
+    finished_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+        indexes = [models.Index(fields=["provider", "-finished_at"])]
+
+    def __str__(self):
+        return f"{self.provider}: {self.found} orphans, {self.deleted} deleted"

@@ -31,10 +31,11 @@ from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from storage_backends import providers
+from storage_backends import providers, signals
 from storage_backends.breaker import Admission, CircuitBreaker
 from storage_backends.chain import describe_failure
 from storage_backends.direct import DirectUploadRefused
+from storage_backends.errors import FailureKind, ProviderFailure
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
 from videos import background, services
@@ -133,7 +134,7 @@ def _open_on_next_provider(session):
             continue
         try:
             if admission is Admission.TRIAL:
-                providers.get_storage(provider).check()
+                providers.check(provider)
             started = _direct_uploads(provider).start(
                 session.key, session.size, session.content_type, expires_at=session.expires_at
             )
@@ -184,13 +185,22 @@ def fail_over(session, reason) -> UploadSession:
                 session.status = Status.ABANDONED
         session.save()
     if none_left:
+        signals.send(signals.store_failed, name=session.key, failures=_failures(session), via="direct")
         raise none_left
     return session
 
 
+def _failures(session):
+    """The providers the upload left, as the chain reports those it fell back from."""
+    return tuple(
+        ProviderFailure(attempt["provider"], "the direct upload moved on from it", FailureKind.FAULT)
+        for attempt in session.tried
+    )
+
+
 def _provider_answers(provider):
     """The provider's cheap check, within PROVIDER_CHECK_TIMEOUT; False when it fails."""
-    check = _checks.submit(providers.get_storage(provider).check)
+    check = _checks.submit(providers.check, provider)
     try:
         check.result(timeout=PROVIDER_CHECK_TIMEOUT)
     except concurrent.futures.TimeoutError:
@@ -351,6 +361,8 @@ def _complete_claimed(session, *, video=None, parts=None, public_id=None, **fiel
         if session.status == Status.COMPLETING:
             _set_status(session, Status.UPLOADING)
         raise
+    signals.send(signals.file_stored, provider=session.provider, name=stored_file.name, size=stored_file.size,
+                 failures=_failures(session), via="direct")
     session.video = video
     _set_status(session, Status.COMPLETED, "video")
     return video, created

@@ -1,18 +1,33 @@
-"""The public pages: published videos, a watch page, and local-disk files with byte ranges."""
+"""The public pages: published videos, a watch page, and local-disk files with byte
+ranges; and /metrics, which is not public."""
 
 import errno
+import ipaddress
+import logging
+import secrets
 import time
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import SuspiciousFileOperation
-from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotAllowed
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import DetailView, ListView
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from storage_backends import providers
 from storage_backends.names import qualify
+from videos import metrics as video_metrics
 from videos import services
 from videos.models import StorageProvider, Video
 from videos.ranges import ranged_file_response
+
+logger = logging.getLogger(__name__)
+
+# Headers a proxy adds: a request that carries one came through a proxy, whatever the
+# address of the connection.
+FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 # A name that is no file here: missing, a folder, under a file, or longer than a name can be.
 MISSING_FILE_ERRORS = {errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}
@@ -82,3 +97,39 @@ def local_media(request, path):
     else:
         response["Cache-Control"] = f"private, max-age={max(signed_until - int(time.time()), 0)}"
     return response
+
+
+@csrf_exempt  # read-only; a CSRF refusal would tell a stranger the address exists
+@never_cache
+def metrics(request):
+    """Prometheus metrics (``videos.metrics``) for a staff session, the bearer of
+    ``METRICS_TOKEN``, or, with no token set, a connection from this machine that no
+    proxy forwarded. Anyone else gets the site's plain 404, as for an unknown address."""
+    if not may_scrape_metrics(request):
+        raise Http404()
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    return HttpResponse(video_metrics.exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def may_scrape_metrics(request):
+    if request.user.is_staff:
+        return True
+    if settings.METRICS_TOKEN:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        if secrets.compare_digest(presented.strip().encode(), settings.METRICS_TOKEN.encode()):
+            return True
+        logger.warning("Refused a /metrics scrape from %s: wrong bearer token", request.META.get("REMOTE_ADDR"))
+        return False
+    return _from_this_machine(request)
+
+
+def _from_this_machine(request):
+    if any(header in request.META for header in FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False

@@ -4,7 +4,7 @@ from django.template.defaultfilters import filesizeformat
 from storage_backends import providers
 from storage_backends.chain import describe_failure
 from storage_backends.names import PROVIDER_NAMES, qualify
-from videos.housekeeping import find_orphans
+from videos.housekeeping import find_orphans, record_sweep
 from videos.management.progress import Progress
 from videos.services import is_referenced
 from videos.upload_sessions import sweep_expired
@@ -47,6 +47,7 @@ class Command(BaseCommand):
                 failed += 1
                 continue
             progress = Progress(self.stdout, len(orphans), f"{name} orphans")
+            deleted_before = deleted
             for orphan in orphans:
                 found += 1
                 found_bytes += orphan.size
@@ -65,6 +66,7 @@ class Command(BaseCommand):
                             deleted_bytes += orphan.size
                 progress.step()
             progress.finish()
+            record_sweep(name, found=len(orphans), deleted=deleted - deleted_before)
 
         summary = f"{found} orphans ({filesizeformat(found_bytes)})"
         summary += f", {deleted} deleted ({filesizeformat(deleted_bytes)})" if delete else ", none deleted (dry run; use --delete)"
