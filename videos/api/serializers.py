@@ -72,12 +72,36 @@ class VideoUpdateSerializer(VideoSerializer):
     file = serializers.FileField(write_only=True, required=False, allow_empty_file=False)
 
 
+class ProviderFailureSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    reason = serializers.CharField(help_text="Why it failed, with every credential blanked out.")
+
+
+class ProviderCheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(allow_null=True, help_text="null: another check was under way; ask again.")
+    detail = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
 class ProviderHealthSerializer(serializers.Serializer):
     name = serializers.CharField()
     configured = serializers.BooleanField()
-    available = serializers.BooleanField()
+    available = serializers.BooleanField(help_text="Configured, its breaker not open, and its check (if run) passed.")
+    breaker = serializers.ChoiceField(
+        choices=["closed", "open", "trying"], help_text="trying: the cool-down is over and the next upload is a trial."
+    )
+    open_until = serializers.DateTimeField(allow_null=True, help_text="While the breaker is open.")
+    last_success = serializers.DateTimeField(
+        allow_null=True, help_text="The last upload it took (written at most every 10 s per worker)."
+    )
+    last_failure = ProviderFailureSerializer(allow_null=True, help_text="The last failure counted against it.")
+    check = ProviderCheckSerializer(required=False, help_text="With ?check=1 only.")
 
 
 class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
+    status = serializers.ChoiceField(
+        choices=["ok", "degraded", "down"],
+        help_text="down (HTTP 503): no configured provider is available. degraded: one is not, or the last "
+        "outcome seen of one was a failure. ok: every configured provider is available and last succeeded.",
+    )
     providers = ProviderHealthSerializer(many=True, required=False, help_text="Staff only.")
