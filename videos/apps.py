@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class VideosConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "videos"
+
+    def ready(self):
+        from storage_backends import signals
+        from videos import storage_events
+
+        signals.file_stored.connect(storage_events.record_stored, dispatch_uid="videos.storage_events.stored")
+        signals.store_failed.connect(storage_events.record_failed, dispatch_uid="videos.storage_events.failed")
