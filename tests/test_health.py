@@ -18,19 +18,23 @@ CHECKS_OF_CLOUDINARY_AND_LOCAL = f"{health.CHECKS_KEY}:cloudinary,local"
 
 @pytest.fixture
 def s3_refuses(s3_inprocess):
-    """Every S3 request fails as if the endpoint refused the connection; ``.stop()`` heals it."""
+    """Every S3 request fails as if the endpoint refused the connection, until
+    ``.stop()`` (``.start()`` refuses again)."""
     events = providers.get_storage("s3").connection.meta.client.meta.events
 
     def refuse(**kwargs):
         raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
 
-    events.register("before-send.s3", refuse)
-
     class Switch:
+        @staticmethod
+        def start():
+            events.register("before-send.s3", refuse)
+
         @staticmethod
         def stop():
             events.unregister("before-send.s3", refuse)
 
+    Switch.start()
     yield Switch
     Switch.stop()
 
