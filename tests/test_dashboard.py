@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from storage_backends.breaker import CircuitBreaker
 from tests.factories import video_upload
-from tests.test_health import s3_refuses  # noqa: F401 (a fixture)
 from videos import dashboard, services
 from videos.models import PendingDeletion, StorageEvent, Video
 
@@ -36,16 +35,16 @@ def past_event(days_ago, provider, fallen_from="", outcome="stored", via="upload
 
 
 @pytest.fixture
-def storage_history(settings, s3_refuses, staff_user):
+def storage_history(settings, s3_outage, staff_user):
     """Videos on S3 and on local disk, some of them after S3 failed them; events of
     earlier days; one deletion waiting for a retry."""
     settings.STORAGE_PROVIDERS = ["s3", "local"]
-    s3_refuses.stop()
+    s3_outage.stop()
     for title in ("On S3", "On S3 too"):
         services.create_video(owner=staff_user, title=title, file=video_upload(size=6000))
-    s3_refuses.start()
+    s3_outage.start()
     services.create_video(owner=staff_user, title="Fell back", file=video_upload(size=9000))
-    s3_refuses.stop()
+    s3_outage.stop()
     for days_ago, provider, fallen_from in [(1, "s3", ""), (1, "local", "s3"), (3, "local", ""), (29, "s3", "")]:
         past_event(days_ago, provider, fallen_from)
     past_event(2, "", fallen_from="s3", outcome="failed")

@@ -4,39 +4,15 @@ asks the providers themselves, at most once per window."""
 import time
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
 from django.core.cache import caches
 from django.core.files.base import ContentFile
 
-from storage_backends import health, providers
+from storage_backends import health
 from storage_backends.breaker import CircuitBreaker
 from storage_backends.chain import FallbackStorage
 from tests.test_api import api, client_for  # noqa: F401 (api: a fixture)
 
 CHECKS_OF_CLOUDINARY_AND_LOCAL = f"{health.CHECKS_KEY}:cloudinary,local"
-
-
-@pytest.fixture
-def s3_refuses(s3_inprocess):
-    """Every S3 request fails as if the endpoint refused the connection, until
-    ``.stop()`` (``.start()`` refuses again)."""
-    events = providers.get_storage("s3").connection.meta.client.meta.events
-
-    def refuse(**kwargs):
-        raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
-
-    class Switch:
-        @staticmethod
-        def start():
-            events.register("before-send.s3", refuse)
-
-        @staticmethod
-        def stop():
-            events.unregister("before-send.s3", refuse)
-
-    Switch.start()
-    yield Switch
-    Switch.stop()
 
 
 def provider(body, name):
@@ -81,7 +57,7 @@ def test_a_success_is_written_at_most_every_few_seconds_but_at_once_after_a_fail
 
 
 def test_a_provider_that_just_failed_makes_health_degraded_though_its_breaker_is_closed(
-    api, staff_user, settings, s3_refuses
+    api, staff_user, settings, s3_outage
 ):
     settings.STORAGE_PROVIDERS = ["s3", "local"]
 
@@ -98,7 +74,7 @@ def test_a_provider_that_just_failed_makes_health_degraded_though_its_breaker_is
     assert local["last_success"] is not None and local["last_failure"] is None
     assert api.get("/api/health/").json() == {"status": "degraded"}
 
-    s3_refuses.stop()
+    s3_outage.stop()
     FallbackStorage().save("videos/clip.mp4", ContentFile(b"on s3 again"))
 
     body = client_for(staff_user).get("/api/health/").json()
@@ -106,7 +82,7 @@ def test_a_provider_that_just_failed_makes_health_degraded_though_its_breaker_is
     assert provider(body, "s3")["last_success"] > provider(body, "s3")["last_failure"]["at"]
 
 
-def test_an_open_breaker_says_until_when(staff_user, settings, s3_refuses):
+def test_an_open_breaker_says_until_when(staff_user, settings, s3_outage):
     settings.STORAGE_PROVIDERS = ["s3", "local"]
     settings.STORAGE_BREAKER_FAILURES = 1
     settings.STORAGE_BREAKER_COOLDOWN = 60

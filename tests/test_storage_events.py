@@ -11,7 +11,6 @@ from django.utils import timezone
 from storage_backends.chain import FallbackStorage
 from storage_backends.errors import StorageUnavailable
 from tests.factories import video_upload
-from tests.test_health import s3_refuses  # noqa: F401 (a fixture)
 from videos import services, storage_events
 from videos.models import StorageEvent, Video
 
@@ -22,7 +21,7 @@ def fields(event):
     }
 
 
-def test_a_file_that_fell_back_records_where_it_landed_and_what_failed_first(db, settings, s3_refuses):
+def test_a_file_that_fell_back_records_where_it_landed_and_what_failed_first(db, settings, s3_outage):
     settings.STORAGE_PROVIDERS = ["s3", "local"]
 
     name = FallbackStorage().save("videos/clip.mp4", ContentFile(b"12345"))
@@ -48,7 +47,7 @@ def test_a_provider_without_credentials_is_no_fallback(db, settings):
     assert (event.provider, event.fallen_from, event.reason_kind, event.fell_back) == ("local", "", "", False)
 
 
-def test_a_file_no_provider_took_is_recorded_as_failed(db, settings, s3_refuses, tmp_path):
+def test_a_file_no_provider_took_is_recorded_as_failed(db, settings, s3_outage, tmp_path):
     not_a_folder = tmp_path / "media-is-a-file"
     not_a_folder.write_text("")
     settings.MEDIA_ROOT = not_a_folder

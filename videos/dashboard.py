@@ -29,6 +29,7 @@ FALLBACK_COLOUR = "#ba2121"
 CHART_WIDTH = 720
 CHART_HEIGHT = 220
 PLOT_LEFT = 40
+PLOT_RIGHT = 24  # room for the last day's label
 PLOT_TOP = 10
 PLOT_BOTTOM = 190  # the baseline; day labels go under it
 BAR_GAP = 4
@@ -102,6 +103,7 @@ class UploadChart:
     width: int = CHART_WIDTH
     height: int = CHART_HEIGHT
     plot_left: int = PLOT_LEFT
+    plot_right: int = CHART_WIDTH - PLOT_RIGHT
     plot_top: int = PLOT_TOP
     baseline: int = PLOT_BOTTOM
     plot_height: int = PLOT_BOTTOM - PLOT_TOP
@@ -116,8 +118,7 @@ class UploadChart:
     @property
     def ticks(self):
         """``(value, y)`` of the scale's labels: zero, half and the top."""
-        values = sorted({0, self.scale_max // 2, self.scale_max})
-        return [(value, self._y(value)) for value in values]
+        return [(value, self._y(value)) for value in (0, self.scale_max // 2, self.scale_max)]
 
     @property
     def label_days(self):
@@ -193,8 +194,9 @@ def upload_chart(today):
         fell_back[row["day"]] = fell_back.get(row["day"], 0) + row["fell_back"]
 
     days = [first_day + timedelta(days=offset) for offset in range(CHART_DAYS)]
-    scale_max = max([sum(stored.get(day, {}).values()) for day in days] + [1])
-    slot = (CHART_WIDTH - PLOT_LEFT) / CHART_DAYS
+    busiest = max(sum(stored.get(day, {}).values()) for day in days)
+    scale_max = max(2, busiest + busiest % 2)  # even, so the middle tick is a whole number
+    slot = (CHART_WIDTH - PLOT_LEFT - PLOT_RIGHT) / CHART_DAYS
     plot_height = PLOT_BOTTOM - PLOT_TOP
     bars = []
     for index, day in enumerate(days):
