@@ -155,3 +155,8 @@ def _check(name):
         logger.warning("Storage provider %s failed its health check: %s", name, reason)
         return CheckResult(False, reason, time.time())
     return CheckResult(True, "ok", time.time())
+
+
+def forget_process_state():
+    """Drop the checks this process kept while the shared cache was out."""
+    _process_cache.clear()

@@ -69,15 +69,17 @@ def provider_health():
     """Each test starts with every circuit breaker closed."""
     from django.core.cache import caches
 
-    from storage_backends.breaker import forget_process_state
+    from storage_backends import breaker, health
 
     for alias in ("default", "provider_health"):
         caches[alias].clear()
-    forget_process_state()
+    breaker.forget_process_state()
+    health.forget_process_state()
     yield
     for alias in ("default", "provider_health"):
         caches[alias].clear()
-    forget_process_state()
+    breaker.forget_process_state()
+    health.forget_process_state()
 
 
 @pytest.fixture

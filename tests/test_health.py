@@ -6,10 +6,12 @@ import time
 import pytest
 from django.core.cache import caches
 from django.core.files.base import ContentFile
+from django.test import override_settings
 
 from storage_backends import health
 from storage_backends.breaker import CircuitBreaker
 from storage_backends.chain import FallbackStorage
+from tests.caches import unreachable_redis_caches
 from tests.test_api import api, client_for  # noqa: F401 (api: a fixture)
 
 CHECKS_OF_CLOUDINARY_AND_LOCAL = f"{health.CHECKS_KEY}:cloudinary,local"
@@ -172,3 +174,17 @@ def test_while_a_round_of_checks_runs_another_request_does_not_start_one(staff_u
     assert cloudinary_and_local.requests["ping"] == 0
     assert provider(body, "cloudinary")["check"]["ok"] is None
     assert provider(body, "cloudinary")["check"]["detail"] == health.CHECK_UNDER_WAY
+
+
+def test_with_the_shared_cache_down_each_process_still_throttles_its_checks(
+    staff_user, cloudinary_and_local, caplog
+):
+    staff = client_for(staff_user)
+
+    with override_settings(CACHES=unreachable_redis_caches()):
+        for _ in range(3):
+            body = staff.get("/api/health/?check=1").json()
+            assert provider(body, "cloudinary")["check"]["ok"] is True
+
+    assert cloudinary_and_local.requests["ping"] == 1
+    assert "Health check cache unreachable (ConnectionError); this process throttles its own checks" in caplog.text

@@ -96,7 +96,7 @@ class HealthView(APIView):
                 "check",
                 bool,
                 description="Staff only (ignored for anyone else): also run each configured provider's cheap "
-                "check, within 5 s; the answers are reused for 10 s.",
+                f"check, within {health.CHECK_TIMEOUT:g} s; the answers are reused for {health.CHECK_CACHE_SECONDS} s.",
             )
         ],
         responses={200: HealthSerializer, 503: HealthSerializer},
