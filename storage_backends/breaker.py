@@ -172,9 +172,8 @@ class CircuitBreaker:
         returns True when this failure opened the breaker."""
         # The next success is written at once, so a recovery shows without waiting.
         _success_written.pop((self.cache_alias, self.provider), None)
-        self._run(
-            lambda cache: cache.set(self._last_failure_key, (time.time(), reason or "no detail"), timeout=LAST_OUTCOME_TTL)
-        )
+        last_failure = (time.time(), reason or "no detail")
+        self._run(lambda cache: cache.set(self._last_failure_key, last_failure, timeout=LAST_OUTCOME_TTL))
         return self._run(self._count_failure, default=False)
 
     def _count_failure(self, cache):

@@ -4,13 +4,12 @@ the database and the event record, no provider called to draw it."""
 from datetime import timedelta
 
 import pytest
-from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
 from storage_backends.breaker import CircuitBreaker
 from tests.factories import video_upload
-from videos import dashboard, services
+from videos import services
 from videos.models import PendingDeletion, StorageEvent, Video
 
 DASHBOARD_URL = "/admin/storage/"

@@ -6,7 +6,6 @@ chart has a bar slot and a fallback point per day, and nothing errs or breaks th
 
 from datetime import timedelta
 
-import pytest
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from selenium.webdriver.common.by import By

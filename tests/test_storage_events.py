@@ -101,15 +101,15 @@ def test_an_event_that_cannot_be_written_fails_neither_the_upload_nor_its_transa
     assert "storage events are refused by the test" in caplog.text
 
 
+def event_on_local(name, created_at):
+    return StorageEvent.objects.create(outcome="stored", via="upload", provider="local", name=name, created_at=created_at)
+
+
 def test_events_older_than_ninety_days_are_removed_once_a_day(db, settings):
     settings.STORAGE_PROVIDERS = ["local"]
     now = timezone.now()
-    expired = StorageEvent.objects.create(
-        outcome="stored", via="upload", provider="local", name="local:videos/old.mp4", created_at=now - timedelta(days=91)
-    )
-    kept = StorageEvent.objects.create(
-        outcome="stored", via="upload", provider="local", name="local:videos/recent.mp4", created_at=now - timedelta(days=89)
-    )
+    expired = event_on_local("local:videos/old.mp4", now - timedelta(days=91))
+    kept = event_on_local("local:videos/recent.mp4", now - timedelta(days=89))
     storage_events.forget_last_prune()
 
     FallbackStorage().save("videos/clip.mp4", ContentFile(b"12345"))
@@ -117,9 +117,7 @@ def test_events_older_than_ninety_days_are_removed_once_a_day(db, settings):
     assert not StorageEvent.objects.filter(pk=expired.pk).exists()
     assert StorageEvent.objects.filter(pk=kept.pk).exists()
 
-    expired_later = StorageEvent.objects.create(
-        outcome="stored", via="upload", provider="local", name="local:videos/old2.mp4", created_at=now - timedelta(days=95)
-    )
+    expired_later = event_on_local("local:videos/old2.mp4", now - timedelta(days=95))
     FallbackStorage().save("videos/clip.mp4", ContentFile(b"12345"))
 
     assert StorageEvent.objects.filter(pk=expired_later.pk).exists()  # not again the same day

@@ -157,9 +157,9 @@ def storage_dashboard(today=None):
 
 def provider_rows():
     """Every provider Stremora knows, with its state and the videos it holds (one query)."""
+    per_provider = Video.objects.order_by().values("storage_provider")
     held = {
-        row["storage_provider"]: row
-        for row in Video.objects.order_by().values("storage_provider").annotate(videos=Count("id"), bytes=Sum("size_bytes"))
+        row["storage_provider"]: row for row in per_provider.annotate(videos=Count("id"), bytes=Sum("size_bytes"))
     }
     reports = health.provider_reports(registry.PROVIDER_NAMES)
     return [
@@ -224,11 +224,14 @@ def upload_chart(today):
 
 
 def pending_deletions():
-    by_provider = dict(
-        PendingDeletion.objects.order_by().values_list("provider").annotate(count=Count("id")).values_list("provider", "count")
-    )
+    per_provider = PendingDeletion.objects.order_by().values("provider").annotate(count=Count("id"))
+    by_provider = {row["provider"]: row["count"] for row in per_provider}
     oldest = PendingDeletion.objects.aggregate(oldest=Min("created_at"))["oldest"]
-    return {"pending_deletions": sum(by_provider.values()), "pending_by_provider": by_provider, "oldest_pending": oldest}
+    return {
+        "pending_deletions": sum(by_provider.values()),
+        "pending_by_provider": by_provider,
+        "oldest_pending": oldest,
+    }
 
 
 def last_sweeps():

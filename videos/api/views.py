@@ -77,7 +77,8 @@ def _provider_body(report):
         ),
     }
     if report.check is not None:
-        body["check"] = {"ok": report.check.ok, "detail": report.check.detail, "at": _timestamp(report.check.checked_at)}
+        check = report.check
+        body["check"] = {"ok": check.ok, "detail": check.detail, "at": _timestamp(check.checked_at)}
     return body
 
 
@@ -108,5 +109,7 @@ class HealthView(APIView):
         else:
             reports = health.provider_reports()
         status = health.overall_status(reports)
-        body = {"status": status, "providers": [_provider_body(report) for report in reports]} if staff else {"status": status}
+        body = {"status": status}
+        if staff:
+            body["providers"] = [_provider_body(report) for report in reports]
         return Response(body, status=503 if status == "down" else 200)
