@@ -98,3 +98,17 @@ def test_the_page_costs_a_bounded_number_of_queries(staff_user, storage_history,
     client = signed_in(staff_user)
     with django_assert_max_num_queries(8):  # session, user, and one query per part of the page
         client.get(DASHBOARD_URL)
+
+
+def test_the_last_sweeps_are_shown_where_housekeeping_records_them(staff_user, monkeypatch):
+    from videos import housekeeping
+
+    client = signed_in(staff_user)
+    monkeypatch.delattr(housekeeping, "last_sweeps", raising=False)
+    assert "No sweep is recorded in this deployment" in client.get(DASHBOARD_URL).content.decode()
+
+    sweeps = {"s3": {"at": "2026-11-27 03:30", "found": 4, "deleted": 3}}
+    monkeypatch.setattr(housekeeping, "last_sweeps", lambda: sweeps, raising=False)
+    page = client.get(DASHBOARD_URL).content.decode()
+
+    assert "<td>s3</td><td>2026-11-27 03:30</td><td class=\"number\">4</td><td class=\"number\">3</td>" in page
