@@ -1,3 +1,6 @@
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
@@ -96,6 +99,30 @@ class ProviderHealthSerializer(serializers.Serializer):
     )
     last_failure = ProviderFailureSerializer(allow_null=True, help_text="The last failure counted against it.")
     check = ProviderCheckSerializer(required=False, help_text="With ?check=1 only.")
+
+    def to_representation(self, report):
+        """A ``storage_backends.health.ProviderReport`` as the API shows it (the fields
+        above describe it for the schema)."""
+        record = report.record
+        body = {
+            "name": report.name,
+            "configured": report.configured,
+            "available": report.available,
+            "breaker": record.state.value,
+            "open_until": _timestamp(record.open_until),
+            "last_success": _timestamp(record.last_success),
+            "last_failure": None,
+        }
+        if record.last_failure is not None:
+            body["last_failure"] = {"at": _timestamp(record.last_failure), "reason": record.last_failure_reason}
+        if report.check is not None:
+            check = report.check
+            body["check"] = {"ok": check.ok, "detail": check.detail, "at": _timestamp(check.checked_at)}
+        return body
+
+
+def _timestamp(seconds):
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=dt_timezone.utc).isoformat()
 
 
 class HealthSerializer(serializers.Serializer):

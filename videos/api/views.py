@@ -1,6 +1,3 @@
-from datetime import datetime
-from datetime import timezone as dt_timezone
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -57,31 +54,6 @@ class TokenView(ObtainAuthToken):
             self.throttled(request, retry_after(refusal))
 
 
-def _timestamp(seconds):
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=dt_timezone.utc).isoformat()
-
-
-def _provider_body(report):
-    record = report.record
-    body = {
-        "name": report.name,
-        "configured": report.configured,
-        "available": report.available,
-        "breaker": record.state.value,
-        "open_until": _timestamp(record.open_until),
-        "last_success": _timestamp(record.last_success),
-        "last_failure": (
-            {"at": _timestamp(record.last_failure), "reason": record.last_failure_reason}
-            if record.last_failure is not None
-            else None
-        ),
-    }
-    if report.check is not None:
-        check = report.check
-        body["check"] = {"ok": check.ok, "detail": check.detail, "at": _timestamp(check.checked_at)}
-    return body
-
-
 class HealthView(APIView):
     """Whether uploads can be stored: ``status`` for anyone; for staff also each provider
     of the chain with what the server last saw of it (which providers a deployment uses
@@ -109,7 +81,5 @@ class HealthView(APIView):
         else:
             reports = health.provider_reports()
         status = health.overall_status(reports)
-        body = {"status": status}
-        if staff:
-            body["providers"] = [_provider_body(report) for report in reports]
+        body = HealthSerializer({"status": status, "providers": reports}).data if staff else {"status": status}
         return Response(body, status=503 if status == "down" else 200)
