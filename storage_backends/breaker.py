@@ -14,6 +14,12 @@ cache when no such alias is configured). A shared cache that fails is not asked
 again for ``SHARED_CACHE_RETRY_AFTER`` seconds: meanwhile each process keeps its own
 record, so a provider that keeps failing still trips, and a dead cache costs one
 short timeout every few seconds instead of one on every call.
+
+Beside the breaker's state, each provider's record keeps what the server last saw of
+it, for ``/api/health/`` and the admin's dashboard: the time of its last success and
+the time and credential-free reason of its last counted failure. A success is written
+at most every ``LAST_SUCCESS_EVERY`` seconds per process (``record_success`` runs on
+every save), so ``last_success`` may lag by that much; a failure is written each time.
 """
 
 import enum
@@ -21,6 +27,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
@@ -36,11 +43,43 @@ HEALTH_CACHE_ALIAS = "provider_health"
 FAILURE_COUNT_TTL = 24 * 60 * 60
 # Seconds a shared cache that failed is left alone before it is asked again.
 SHARED_CACHE_RETRY_AFTER = 5.0
+# Seconds between two writes of a provider's last success by one process.
+LAST_SUCCESS_EVERY = 10.0
+# How long the last success and failure are kept with nothing newer.
+LAST_OUTCOME_TTL = 30 * 24 * 60 * 60
 
 # This process's own record, used while the shared cache is unreachable.
 _process_record = LocMemCache("stremora-provider-health", {"TIMEOUT": None, "OPTIONS": {"MAX_ENTRIES": 1000}})
 _unreachable_until = {}  # cache alias -> time.monotonic() before which it is not asked
 _unreachable_lock = threading.Lock()
+_success_written = {}  # (cache alias, provider) -> time.monotonic() of this process's last write
+
+
+class BreakerState(enum.Enum):
+    """A breaker as the health report shows it."""
+
+    CLOSED = "closed"  # the provider is sent uploads
+    OPEN = "open"  # cooling down after repeated failures: skipped
+    TRYING = "trying"  # cool-down over: the next upload is its trial
+
+
+@dataclass(frozen=True)
+class ProviderRecord:
+    """What the breaker knows of a provider: its state and the last outcomes seen.
+
+    Times are ``time.time()`` values, None when nothing was seen (or it expired).
+    """
+
+    state: BreakerState
+    open_until: float | None
+    last_success: float | None
+    last_failure: float | None
+    last_failure_reason: str | None
+
+    @property
+    def last_outcome_failed(self):
+        """Whether the latest outcome seen was a failure."""
+        return self.last_failure is not None and (self.last_success is None or self.last_failure > self.last_success)
 
 
 class Admission(enum.Enum):
@@ -65,6 +104,8 @@ class CircuitBreaker:
         self._failures_key = f"{KEY_PREFIX}:{provider}:failures"
         self._open_until_key = f"{KEY_PREFIX}:{provider}:open_until"
         self._trial_key = f"{KEY_PREFIX}:{provider}:trial"
+        self._last_success_key = f"{KEY_PREFIX}:{provider}:last_success"
+        self._last_failure_key = f"{KEY_PREFIX}:{provider}:last_failure"
 
     def open_until(self):
         """The time (``time.time()``) until which the provider is skipped, or None."""
@@ -106,11 +147,41 @@ class CircuitBreaker:
         attempt = 2 * (settings.STORAGE_TIMEOUT + 1)
         return math.ceil(max(settings.STORAGE_BREAKER_COOLDOWN, attempt))
 
+    def record(self):
+        """The provider's ``ProviderRecord``, read in one round trip."""
+        keys = [self._open_until_key, self._last_success_key, self._last_failure_key]
+        values = self._run(lambda cache: cache.get_many(keys), default={})
+        open_until = values.get(self._open_until_key)
+        if open_until is None:
+            state = BreakerState.CLOSED
+        elif open_until > time.time():
+            state = BreakerState.OPEN
+        else:
+            state = BreakerState.TRYING
+        last_failure, reason = values.get(self._last_failure_key) or (None, None)
+        return ProviderRecord(
+            state=state,
+            open_until=open_until if state is BreakerState.OPEN else None,
+            last_success=values.get(self._last_success_key),
+            last_failure=last_failure,
+            last_failure_reason=reason,
+        )
+
     def record_success(self):
         self._run(lambda cache: cache.delete_many([self._failures_key, self._open_until_key, self._trial_key]))
+        written_key = (self.cache_alias, self.provider)
+        written = _success_written.get(written_key)
+        if written is None or time.monotonic() - written >= LAST_SUCCESS_EVERY:
+            _success_written[written_key] = time.monotonic()
+            self._run(lambda cache: cache.set(self._last_success_key, time.time(), timeout=LAST_OUTCOME_TTL))
 
-    def record_failure(self):
-        """Count one failure; returns True when this failure opened the breaker."""
+    def record_failure(self, reason=None):
+        """Count one failure (``reason``: credential-free, for the health report);
+        returns True when this failure opened the breaker."""
+        # The next success is written at once, so a recovery shows without waiting.
+        _success_written.pop((self.cache_alias, self.provider), None)
+        last_failure = (time.time(), reason or "no detail")
+        self._run(lambda cache: cache.set(self._last_failure_key, last_failure, timeout=LAST_OUTCOME_TTL))
         return self._run(self._count_failure, default=False)
 
     def _count_failure(self, cache):
@@ -133,7 +204,7 @@ class CircuitBreaker:
         self._run(lambda cache: cache.delete(self._trial_key))
 
     def reset(self):
-        self.record_success()
+        self._run(lambda cache: cache.delete_many([self._failures_key, self._open_until_key, self._trial_key]))
 
     def _run(self, operation, default=None):
         """``operation(cache)`` on the shared cache, or on this process's record while it is out."""
@@ -170,6 +241,7 @@ def forget_process_state():
     """Drop this process's own record and what it remembers of unreachable caches."""
     with _unreachable_lock:
         _unreachable_until.clear()
+    _success_written.clear()
     _process_record.clear()
 
 

@@ -134,7 +134,7 @@ class FallbackStorage(Storage):
             reason = describe_failure(exc)
             counted = rewound and is_provider_fault(exc)
             if counted:
-                outcome = " (circuit opened)" if breaker.record_failure() else ""
+                outcome = " (circuit opened)" if breaker.record_failure(reason) else ""
             else:
                 if admission is Admission.TRIAL:
                     breaker.release_trial()

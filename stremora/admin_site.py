@@ -1,4 +1,5 @@
-"""Stremora's admin site: Django's, with its login throttled like the API's token requests.
+"""Stremora's admin site: Django's, with its login throttled like the API's token
+requests, and a storage dashboard (``/admin/storage/``, linked from the index).
 
 ``admin.site`` is this site (``StremoraAdminConfig`` in ``INSTALLED_APPS``), so the
 apps' ``admin.site.register`` and ``@admin.register`` are unchanged.
@@ -8,6 +9,7 @@ from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.auth.decorators import login_not_required
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 
@@ -29,6 +31,18 @@ class StremoraAdminSite(AdminSite):
             if refusal is not None:
                 return self.login_throttled(request, retry_after(refusal))
         return super().login(request, extra_context)
+
+    def get_urls(self):
+        dashboard = path("storage/", self.admin_view(self.storage_dashboard), name="storage_dashboard")
+        return [dashboard, *super().get_urls()]
+
+    def storage_dashboard(self, request):
+        """Each provider's state, what it holds, and the uploads and fallbacks of the
+        last 30 days: from the database and the breakers' record, no provider called."""
+        from videos.dashboard import storage_dashboard  # models: not importable with this module
+
+        context = {**self.each_context(request), "title": "Storage", "dashboard": storage_dashboard()}
+        return TemplateResponse(request, "admin/storage_dashboard.html", context)
 
     def login_throttled(self, request, seconds):
         context = {**self.each_context(request), "title": "Too many login attempts", "retry_after": seconds}

@@ -7,6 +7,11 @@ def pytest_addoption(parser):
     parser.addoption(
         "--soak", action="store_true", help="run the long version of the reliability suite (minutes, many clients)"
     )
+    parser.addoption(
+        "--dashboard-screenshot",
+        metavar="PATH",
+        help="save the storage dashboard as the browser test shows it (docs/images/storage-dashboard.png)",
+    )
 
 
 def pytest_report_header(config):
@@ -64,15 +69,17 @@ def provider_health():
     """Each test starts with every circuit breaker closed."""
     from django.core.cache import caches
 
-    from storage_backends.breaker import forget_process_state
+    from storage_backends import breaker, health
 
     for alias in ("default", "provider_health"):
         caches[alias].clear()
-    forget_process_state()
+    breaker.forget_process_state()
+    health.forget_process_state()
     yield
     for alias in ("default", "provider_health"):
         caches[alias].clear()
-    forget_process_state()
+    breaker.forget_process_state()
+    health.forget_process_state()
 
 
 @pytest.fixture
@@ -90,6 +97,33 @@ def s3_inprocess(settings):
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="stremora-test")
         yield client
+
+
+@pytest.fixture
+def s3_outage(s3_inprocess):
+    """Every S3 request fails as if the endpoint refused the connection, until
+    ``.stop()`` (``.start()`` refuses again)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from storage_backends import providers
+
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+
+    def refuse(**kwargs):
+        raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
+
+    class Switch:
+        @staticmethod
+        def start():
+            events.register("before-send.s3", refuse)
+
+        @staticmethod
+        def stop():
+            events.unregister("before-send.s3", refuse)
+
+    Switch.start()
+    yield Switch
+    Switch.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,12 @@ from storage_backends.chain import describe_failure
 from storage_backends.errors import ProviderNotConfigured, StorageUnavailable
 from storage_backends.names import PROVIDER_NAMES
 from videos import services, upload_sessions
+from videos.dashboard import PROVIDER_COLOURS
 from videos.housekeeping import missing_files
 from videos.models import PendingDeletion, UploadSession, Video
 from videos.validators import THUMBNAIL_FORMATS, clean_thumbnail, clean_video_file
 
 logger = logging.getLogger(__name__)
-
-BADGE_COLOURS = {"cloudinary": "#3448c5", "s3": "#c7511f", "local": "#5a6268"}
 
 
 class StoredFileWidget(AdminFileWidget):
@@ -217,7 +216,7 @@ class VideoAdmin(admin.ModelAdmin):
     def provider_badge(self, video):
         return format_html(
             '<span class="provider-badge" style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>',
-            BADGE_COLOURS.get(video.storage_provider, "#333"),
+            PROVIDER_COLOURS.get(video.storage_provider, "#333"),
             video.get_storage_provider_display(),
         )
 

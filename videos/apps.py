@@ -6,4 +6,9 @@ class VideosConfig(AppConfig):
     name = "videos"
 
     def ready(self):
+        from storage_backends import signals
         from videos import metrics  # noqa: F401  (its receivers count the storage signals)
+        from videos import storage_events
+
+        signals.file_stored.connect(storage_events.record_stored, dispatch_uid="videos.storage_events.stored")
+        signals.store_failed.connect(storage_events.record_failed, dispatch_uid="videos.storage_events.failed")

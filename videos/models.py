@@ -1,8 +1,10 @@
 import logging
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from storage_backends.names import provider_of, qualify
 
@@ -203,3 +205,52 @@ class OrphanSweep(models.Model):
 
     def __str__(self):
         return f"{self.provider}: {self.found} orphans, {self.deleted} deleted"
+
+
+class StorageEventQuerySet(models.QuerySet):
+    def prune(self):
+        """Remove events older than ``StorageEvent.KEPT_FOR``; returns how many went."""
+        deleted, _ = self.filter(created_at__lt=timezone.now() - StorageEvent.KEPT_FOR).delete()
+        return deleted
+
+
+class StorageEvent(models.Model):
+    """One outcome of the storage chain: a file stored (on which provider, after which
+    provider failed it, and why in a word) or a file no provider took. The admin's
+    storage dashboard counts uploads and fallbacks from these
+    (``videos.storage_events`` records them; kept ``KEPT_FOR``)."""
+
+    KEPT_FOR = timedelta(days=90)
+
+    class Outcome(models.TextChoices):
+        STORED = "stored", "Stored"
+        FAILED = "failed", "No provider took it"
+
+    class Via(models.TextChoices):
+        UPLOAD = "upload", "Upload through the server"
+        DIRECT = "direct", "Direct upload"
+        MOVE = "move", "Move to another provider"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    via = models.CharField(max_length=10, choices=Via.choices)
+    # The provider that took the file; blank when none did.
+    provider = models.CharField(max_length=20, choices=StorageProvider.choices, blank=True)
+    # The first configured provider that did not take it, and why (a FailureKind);
+    # blank when the first one in line took it.
+    fallen_from = models.CharField(max_length=20, choices=StorageProvider.choices, blank=True)
+    reason_kind = models.CharField(max_length=20, blank=True)
+    name = models.CharField(max_length=520, help_text="The stored name, or the name asked for when none took it.")
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+
+    objects = StorageEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} {self.get_outcome_display().lower()}"
+
+    @property
+    def fell_back(self):
+        return bool(self.fallen_from)

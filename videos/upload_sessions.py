@@ -140,7 +140,7 @@ def _open_on_next_provider(session):
             )
         except Exception as exc:
             if is_provider_fault(exc):
-                breaker.record_failure()
+                breaker.record_failure(describe_failure(exc))
             elif admission is Admission.TRIAL:
                 breaker.release_trial()
             logger.warning(
@@ -172,7 +172,9 @@ def fail_over(session, reason) -> UploadSession:
         check_open(session)
         provider = session.provider
         logger.warning("A client could not reach %s for upload %s: %s", provider, session.pk, (reason or "")[:200])
-        if not _provider_answers(provider) and CircuitBreaker(provider).record_failure():
+        if not _provider_answers(provider) and CircuitBreaker(provider).record_failure(
+            "failed its check after a client could not reach it"
+        ):
             logger.warning("Storage provider %s failed its check after a client's report (circuit opened)", provider)
         removed = _remove_quietly(session)
         session.tried.append({"provider": provider, "state": session.state, "removed": removed})

@@ -1,3 +1,6 @@
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
@@ -72,12 +75,60 @@ class VideoUpdateSerializer(VideoSerializer):
     file = serializers.FileField(write_only=True, required=False, allow_empty_file=False)
 
 
+class ProviderFailureSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    reason = serializers.CharField(help_text="Why it failed, with every credential blanked out.")
+
+
+class ProviderCheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(allow_null=True, help_text="null: another check was under way; ask again.")
+    detail = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
 class ProviderHealthSerializer(serializers.Serializer):
     name = serializers.CharField()
     configured = serializers.BooleanField()
-    available = serializers.BooleanField()
+    available = serializers.BooleanField(help_text="Configured, its breaker not open, and its check (if run) passed.")
+    breaker = serializers.ChoiceField(
+        choices=["closed", "open", "trying"], help_text="trying: the cool-down is over and the next upload is a trial."
+    )
+    open_until = serializers.DateTimeField(allow_null=True, help_text="While the breaker is open.")
+    last_success = serializers.DateTimeField(
+        allow_null=True, help_text="The last upload it took (written at most every 10 s per worker)."
+    )
+    last_failure = ProviderFailureSerializer(allow_null=True, help_text="The last failure counted against it.")
+    check = ProviderCheckSerializer(required=False, help_text="With ?check=1 only.")
+
+    def to_representation(self, report):
+        """A ``storage_backends.health.ProviderReport`` as the API shows it (the fields
+        above describe it for the schema)."""
+        record = report.record
+        body = {
+            "name": report.name,
+            "configured": report.configured,
+            "available": report.available,
+            "breaker": record.state.value,
+            "open_until": _timestamp(record.open_until),
+            "last_success": _timestamp(record.last_success),
+            "last_failure": None,
+        }
+        if record.last_failure is not None:
+            body["last_failure"] = {"at": _timestamp(record.last_failure), "reason": record.last_failure_reason}
+        if report.check is not None:
+            check = report.check
+            body["check"] = {"ok": check.ok, "detail": check.detail, "at": _timestamp(check.checked_at)}
+        return body
+
+
+def _timestamp(seconds):
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=dt_timezone.utc).isoformat()
 
 
 class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
+    status = serializers.ChoiceField(
+        choices=["ok", "degraded", "down"],
+        help_text="down (HTTP 503): no configured provider is available. degraded: one is not, or the last "
+        "outcome seen of one was a failure. ok: every configured provider is available and last succeeded.",
+    )
     providers = ProviderHealthSerializer(many=True, required=False, help_text="Staff only.")

@@ -1,0 +1,114 @@
+"""The admin's storage dashboard: staff only, linked from the index, its numbers from
+the database and the event record, no provider called to draw it."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from storage_backends.breaker import CircuitBreaker
+from tests.factories import video_upload
+from videos import services
+from videos.models import PendingDeletion, StorageEvent, Video
+
+DASHBOARD_URL = "/admin/storage/"
+
+
+def signed_in(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def past_event(days_ago, provider, fallen_from="", outcome="stored", via="upload"):
+    return StorageEvent.objects.create(
+        created_at=timezone.now() - timedelta(days=days_ago),
+        outcome=outcome,
+        via=via,
+        provider=provider if outcome == "stored" else "",
+        fallen_from=fallen_from,
+        reason_kind="fault" if fallen_from else "",
+        name=f"{provider}:videos/past.mp4",
+    )
+
+
+@pytest.fixture
+def storage_history(settings, s3_outage, staff_user):
+    """Videos on S3 and on local disk, some of them after S3 failed them; events of
+    earlier days; one deletion waiting for a retry."""
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    s3_outage.stop()
+    for title in ("On S3", "On S3 too"):
+        services.create_video(owner=staff_user, title=title, file=video_upload(size=6000))
+    s3_outage.start()
+    services.create_video(owner=staff_user, title="Fell back", file=video_upload(size=9000))
+    s3_outage.stop()
+    for days_ago, provider, fallen_from in [(1, "s3", ""), (1, "local", "s3"), (3, "local", ""), (29, "s3", "")]:
+        past_event(days_ago, provider, fallen_from)
+    past_event(2, "", fallen_from="s3", outcome="failed")
+    past_event(2, "s3", via="move")  # a move is no upload
+    past_event(31, "s3")  # before the chart's first day
+    PendingDeletion.objects.create(name="s3:videos/gone.mp4", provider="s3", next_attempt_at=timezone.now())
+
+
+def test_the_admin_index_links_to_the_dashboard(staff_user):
+    page = signed_in(staff_user).get("/admin/")
+
+    assert f'href="{DASHBOARD_URL}"' in page.content.decode()
+
+
+def test_only_staff_see_the_dashboard(user):
+    assert Client().get(DASHBOARD_URL).status_code == 302  # to the login page
+    assert signed_in(user).get(DASHBOARD_URL).status_code == 302
+
+
+def test_the_numbers_come_from_the_database_and_the_event_record(staff_user, storage_history):
+    data = signed_in(staff_user).get(DASHBOARD_URL).context["dashboard"]
+
+    held = {row.report.name: (row.videos, row.bytes) for row in data.providers}
+    assert held == {"cloudinary": (0, 0), "s3": (2, 12000), "local": (1, 9000)}
+    assert sum(videos for videos, _ in held.values()) == Video.objects.count()
+    assert len(data.chart.days) == 30
+    by_day = {day.day: (day.stored, day.fell_back, day.failed) for day in data.chart.days if day.stored or day.failed}
+    today = timezone.localdate()
+    assert by_day == {
+        today: (3, 1, 0),
+        today - timedelta(days=1): (2, 1, 0),
+        today - timedelta(days=2): (0, 0, 1),
+        today - timedelta(days=3): (1, 0, 0),
+        today - timedelta(days=29): (1, 0, 0),
+    }
+    assert (data.uploads, data.fallbacks, data.failed) == (7, 2, 1)
+    assert data.pending_deletions == 1 and data.pending_by_provider == {"s3": 1}
+
+
+def test_a_provider_that_failed_shows_its_reason_and_its_open_breaker(staff_user, settings, storage_history):
+    settings.STORAGE_BREAKER_FAILURES = 1
+    CircuitBreaker("s3").record_failure("EndpointConnectionError: Could not connect")
+
+    page = signed_in(staff_user).get(DASHBOARD_URL).content.decode()
+
+    assert "EndpointConnectionError: Could not connect" in page
+    assert "open until " in page
+    assert "aws-secret-for-tests" not in page
+
+
+def test_the_page_costs_a_bounded_number_of_queries(staff_user, storage_history, django_assert_max_num_queries):
+    client = signed_in(staff_user)
+    with django_assert_max_num_queries(8):  # session, user, and one query per part of the page
+        client.get(DASHBOARD_URL)
+
+
+def test_the_last_sweeps_are_shown_where_housekeeping_records_them(staff_user, monkeypatch):
+    from videos import housekeeping
+
+    client = signed_in(staff_user)
+    monkeypatch.delattr(housekeeping, "last_sweeps", raising=False)
+    assert "No sweep is recorded in this deployment" in client.get(DASHBOARD_URL).content.decode()
+
+    sweeps = {"s3": {"at": "2026-11-27 03:30", "found": 4, "deleted": 3}}
+    monkeypatch.setattr(housekeeping, "last_sweeps", lambda: sweeps, raising=False)
+    page = client.get(DASHBOARD_URL).content.decode()
+
+    assert "<td>s3</td><td>2026-11-27 03:30</td><td class=\"number\">4</td><td class=\"number\">3</td>" in page
