@@ -14,7 +14,7 @@ from django.utils.deconstruct import deconstructible
 
 from storage_backends import providers, signals
 from storage_backends.breaker import Admission, CircuitBreaker
-from storage_backends.errors import FailureKind, ProviderFailure, StorageUnavailable
+from storage_backends.errors import FailureKind, ProviderFailure, StorageUnavailable, TooLargeForProviders
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import LONGEST_PREFIX, qualify, split, unique_name
 
@@ -77,7 +77,9 @@ class FallbackStorage(Storage):
             for provider in provider_names
             if provider not in configured
         }
-        for provider, admission, more_to_try in self._attempt_order(configured, failures):
+        size = _size_of(content)
+        fitting = self._fitting(configured, name, size, failures)
+        for provider, admission, more_to_try in self._attempt_order(fitting, failures):
             key = self._try(provider, admission, name, content, failures, more_to_try)
             if key is not None:
                 before = tuple(failures[other] for other in provider_names if other in failures)
@@ -87,10 +89,30 @@ class FallbackStorage(Storage):
                 signals.send(signals.file_stored, provider=provider, name=stored, size=_size_of(content),
                              failures=before, via=via)
                 return stored
-        error = StorageUnavailable([failures[provider] for provider in provider_names])
+        reasons = [failures[provider] for provider in provider_names]
+        if configured and not fitting:
+            largest = max(providers.max_bytes(provider) for provider in configured)
+            error = TooLargeForProviders(reasons, size, largest)
+        else:
+            error = StorageUnavailable(reasons)
         logger.error("%s", error)
         signals.send(signals.store_failed, name=name, failures=error.failures, via=via)
         raise error
+
+    @staticmethod
+    def _fitting(configured, name, size, failures):
+        """The configured providers whose size limit ``size`` is within; the others are
+        passed over without a request, and without counting against their breaker."""
+        fitting = []
+        for provider in configured:
+            if providers.takes_size(provider, size):
+                fitting.append(provider)
+                continue
+            limit_mb = providers.max_bytes(provider) // (1024 * 1024)
+            reason = f"the file ({size} bytes) is larger than the {limit_mb} MB it takes"
+            logger.info("Storage provider %s skipped for %s: %s", provider, name, reason)
+            failures[provider] = ProviderFailure(provider, reason, FailureKind.TOO_LARGE)
+        return fitting
 
     def _attempt_order(self, configured, failures):
         """``(provider, admission, whether another follows)`` in the order to try them.

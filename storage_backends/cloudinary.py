@@ -383,4 +383,5 @@ PROVIDER = ProviderSpec(
         }
     ),
     secret_settings=("CLOUDINARY_API_KEY", "CLOUDINARY_API_SECRET"),
+    max_mb_setting="CLOUDINARY_MAX_MB",
 )

@@ -43,6 +43,19 @@ def get_storage(provider):
     return storage
 
 
+def max_bytes(provider):
+    """The largest file ``provider`` takes, in bytes; None when it sets no limit."""
+    setting = registry.spec(provider).max_mb_setting
+    megabytes = getattr(settings, setting, None) if setting else None
+    return None if megabytes is None else megabytes * 1024 * 1024
+
+
+def takes_size(provider, size):
+    """Whether ``provider`` takes a file of ``size`` bytes (an unknown size: yes)."""
+    limit = max_bytes(provider)
+    return size is None or limit is None or size <= limit
+
+
 def credentials():
     """Every credential value in the settings, to be kept out of messages."""
     names = [name for provider_spec in registry.specs() for name in provider_spec.secret_settings]

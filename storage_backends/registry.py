@@ -34,6 +34,8 @@ class ProviderSpec:
     built_from: frozenset = frozenset()
     # Settings whose values are never to appear in a message.
     secret_settings: tuple = ()
+    # The setting holding the largest file, in MB, the provider takes (None: no limit).
+    max_mb_setting: str = None
 
 
 def spec(name) -> ProviderSpec:

@@ -163,4 +163,5 @@ PROVIDER = ProviderSpec(
         }
     ),
     secret_settings=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    max_mb_setting="S3_MAX_MB",
 )

@@ -38,7 +38,7 @@ from storage_backends.direct import DirectUploadRefused
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
 from videos import background, services
-from videos.upload_limits import max_upload_bytes
+from videos.upload_limits import max_upload_bytes, too_large_for_providers
 from videos.models import UploadSession, Video
 from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
 
@@ -123,9 +123,25 @@ def start_upload(owner, *, filename, size, content_type) -> UploadSession:
 
 
 def _open_on_next_provider(session):
-    """Start ``session`` on the first provider that takes it; NoProviderAvailable if none."""
-    for provider in settings.STORAGE_PROVIDERS:
-        if provider in _left(session) or not providers.is_configured(provider) or not _direct_uploads(provider):
+    """Start ``session`` on the first provider that takes it; NoProviderAvailable if none,
+    UploadRefused (413) when the file is larger than every candidate takes."""
+    candidates = [
+        provider
+        for provider in settings.STORAGE_PROVIDERS
+        if providers.is_configured(provider) and _direct_uploads(provider)
+    ]
+    fitting = [provider for provider in candidates if providers.takes_size(provider, session.size)]
+    if candidates and not fitting:
+        largest = max(providers.max_bytes(provider) for provider in candidates)
+        raise UploadRefused(too_large_for_providers(session.size, largest), status=413)
+    for provider in candidates:
+        if provider in _left(session):
+            continue
+        if provider not in fitting:
+            logger.info(
+                "Storage provider %s skipped for the direct upload of %s: %s bytes, above its %s MB",
+                provider, session.key, session.size, providers.max_bytes(provider) // (1024 * 1024),
+            )
             continue
         breaker = CircuitBreaker(provider)
         admission = breaker.admit()
