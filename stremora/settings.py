@@ -109,6 +109,9 @@ MEDIA_ROOT = CONFIG.media_root
 STORAGES = {
     # The fallback chain over STORAGE_PROVIDERS; Video's files use it.
     "default": {"BACKEND": "storage_backends.chain.FallbackStorage"},
+    # The same chain for thumbnails: it reads their django-cloudinary-storage names
+    # (CLOUDINARY_LEGACY_NAMES) as image resources.
+    "thumbnails": {"BACKEND": "storage_backends.chain.FallbackStorage", "OPTIONS": {"legacy_resource_type": "image"}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

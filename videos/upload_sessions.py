@@ -392,7 +392,7 @@ def _finish_and_check(session, *, parts, public_id):
         _set_status(session, Status.ABANDONED)
         raise
     return services.DirectlyStoredFile(
-        name=session.stored_name,
+        name=qualify(session.provider, direct.stored_key(session.key)),
         size=finished.size,
         content_type=content_type,
         duration=finished.details.get("duration"),
@@ -445,7 +445,7 @@ def sweep_expired(now=None, *, remove=True):
         ]
         all_removed = True
         for provider, state in leftovers:
-            if services.is_referenced(qualify(provider, session.key)):
+            if services.is_referenced(qualify(provider, _direct_uploads(provider).stored_key(session.key))):
                 continue  # a video took the file after all
             if _remove_quietly(session, provider=provider, state=state):
                 removed += 1
