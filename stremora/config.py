@@ -9,6 +9,7 @@ variable, and no message ever repeats a value that may hold a credential.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -252,8 +253,11 @@ def _storage_providers(reader: _Reader) -> tuple[str, ...]:
 
 def _cloudinary_folder(reader: _Reader) -> str:
     folder = reader.string("CLOUDINARY_FOLDER", DEFAULT_CLOUDINARY_FOLDER).strip("/")
-    if not folder or ".." in folder.split("/") or not all(folder.split("/")):
-        raise ConfigError("CLOUDINARY_FOLDER must be a folder path such as stremora or sites/stremora.")
+    # A stored name carries its folder before a colon (storage_backends.cloudinary).
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", folder):
+        raise ConfigError(
+            "CLOUDINARY_FOLDER must be a folder path of letters, digits, - and _, such as stremora or sites/stremora."
+        )
     return folder
 
 

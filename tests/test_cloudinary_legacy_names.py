@@ -158,5 +158,6 @@ def test_the_folder_and_the_naming_are_read_from_the_environment(tmp_path):
     assert (config.cloudinary_folder, config.cloudinary_legacy_names) == ("sites/one", "django-cloudinary-storage")
     with pytest.raises(ConfigError, match="CLOUDINARY_LEGACY_NAMES must be one of"):
         load_config({"DEBUG": "true", "CLOUDINARY_LEGACY_NAMES": "cloudinary-storage"}, tmp_path)
-    with pytest.raises(ConfigError, match="CLOUDINARY_FOLDER must be a folder path"):
-        load_config({"DEBUG": "true", "CLOUDINARY_FOLDER": "a/../b"}, tmp_path)
+    for folder in ("a/../b", "site:1", "a//b"):
+        with pytest.raises(ConfigError, match="CLOUDINARY_FOLDER must be a folder path"):
+            load_config({"DEBUG": "true", "CLOUDINARY_FOLDER": folder}, tmp_path)
