@@ -4,6 +4,11 @@ Saving tries each provider of ``STORAGE_PROVIDERS`` in turn and returns a name t
 says which one took the file (``s3:videos/…``; see ``storage_backends.names``). Every
 other operation goes straight to the provider the name points at, without probing the
 others. Nothing here remembers a "last provider": the answer of each save is its own.
+
+A name without a provider prefix is Cloudinary's. With ``CLOUDINARY_LEGACY_NAMES`` set
+to ``django-cloudinary-storage`` it is a public_id as that library wrote it, whose
+resource type only the field knows: each field's storage says it
+(``legacy_resource_type``; the video field's is ``video``, the thumbnail's ``image``).
 """
 
 import logging
@@ -14,13 +19,15 @@ from django.utils.deconstruct import deconstructible
 
 from storage_backends import providers, signals
 from storage_backends.breaker import Admission, CircuitBreaker
-from storage_backends.errors import FailureKind, ProviderFailure, StorageUnavailable
+from storage_backends.errors import FailureKind, ProviderFailure, StorageUnavailable, TooLargeForProviders
 from storage_backends.faults import is_provider_fault
-from storage_backends.names import LONGEST_PREFIX, qualify, split, unique_name
+from storage_backends.names import LEGACY_PROVIDER, LONGEST_PREFIX, is_qualified, qualify, split, unique_name
 
 logger = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 300
+# CLOUDINARY_LEGACY_NAMES: unprefixed names are public_ids, as django-cloudinary-storage wrote them.
+PUBLIC_ID_NAMES = "django-cloudinary-storage"
 SKIP_REASONS = {
     Admission.OPEN: "skipped after repeated failures (circuit open)",
     Admission.TRIAL_UNDER_WAY: "skipped while another upload tries it after its cool-down (circuit half-open)",
@@ -47,9 +54,11 @@ def _size_of(content):
 
 @deconstructible(path="storage_backends.chain.FallbackStorage")
 class FallbackStorage(Storage):
-    def __init__(self, providers=None):
+    def __init__(self, providers=None, legacy_resource_type="video"):
         # None: follow settings.STORAGE_PROVIDERS as it is at each save.
         self.providers = tuple(providers) if providers else None
+        # The Cloudinary resource type of this field's unprefixed django-cloudinary-storage names.
+        self.legacy_resource_type = legacy_resource_type
 
     def provider_names(self):
         return self.providers or tuple(settings.STORAGE_PROVIDERS)
@@ -77,7 +86,9 @@ class FallbackStorage(Storage):
             for provider in provider_names
             if provider not in configured
         }
-        for provider, admission, more_to_try in self._attempt_order(configured, failures):
+        size = _size_of(content)
+        fitting = self._fitting(configured, name, size, failures)
+        for provider, admission, more_to_try in self._attempt_order(fitting, failures):
             key = self._try(provider, admission, name, content, failures, more_to_try)
             if key is not None:
                 before = tuple(failures[other] for other in provider_names if other in failures)
@@ -87,10 +98,30 @@ class FallbackStorage(Storage):
                 signals.send(signals.file_stored, provider=provider, name=stored, size=_size_of(content),
                              failures=before, via=via)
                 return stored
-        error = StorageUnavailable([failures[provider] for provider in provider_names])
+        reasons = [failures[provider] for provider in provider_names]
+        if configured and not fitting:
+            largest = max(providers.max_bytes(provider) for provider in configured)
+            error = TooLargeForProviders(reasons, size, largest)
+        else:
+            error = StorageUnavailable(reasons)
         logger.error("%s", error)
         signals.send(signals.store_failed, name=name, failures=error.failures, via=via)
         raise error
+
+    @staticmethod
+    def _fitting(configured, name, size, failures):
+        """The configured providers whose size limit ``size`` is within; the others are
+        passed over without a request, and without counting against their breaker."""
+        fitting = []
+        for provider in configured:
+            if providers.takes_size(provider, size):
+                fitting.append(provider)
+                continue
+            limit_mb = providers.max_bytes(provider) // (1024 * 1024)
+            reason = f"the file ({size} bytes) is larger than the {limit_mb} MB it takes"
+            logger.info("Storage provider %s skipped for %s: %s", provider, name, reason)
+            failures[provider] = ProviderFailure(provider, reason, FailureKind.TOO_LARGE)
+        return fitting
 
     def _attempt_order(self, configured, failures):
         """``(provider, admission, whether another follows)`` in the order to try them.
@@ -157,7 +188,17 @@ class FallbackStorage(Storage):
 
     def _route(self, name):
         provider, key = split(name)
-        return providers.get_storage(provider), key
+        storage = providers.get_storage(provider)
+        if provider == LEGACY_PROVIDER and not is_qualified(name) and settings.CLOUDINARY_LEGACY_NAMES == PUBLIC_ID_NAMES:
+            storage = storage.public_id_names(self.legacy_resource_type)
+        return storage, key
+
+    def portable_key(self, name):
+        """The key a copy of ``name`` takes on another provider (moves): its path, without
+        what only its own provider reads (a Cloudinary folder; a public_id's missing extension)."""
+        storage, key = self._route(name)
+        path_of = getattr(storage, "path_of", None)
+        return path_of(key) if path_of else key
 
     def _call(self, operation, name, *args):
         """``operation`` of the provider that holds ``name``, timed (``signals.provider_called``)."""

@@ -5,6 +5,14 @@ A stored name such as ``videos/2026/11/clip_k2P9xQa.mp4`` maps to the public_id
 ``mp4``: videos are ``video`` resources, images ``image``, anything else ``raw``
 (whose public_id keeps its extension, as Cloudinary wants).
 
+New files go under ``CLOUDINARY_FOLDER``. A name that carries no folder lives under
+``stremora/``, the folder of every upload before the setting existed; a file uploaded
+under another folder carries it, before a colon (``site1:videos/clip_k2P9xQa.mp4`` is
+``site1/videos/clip_k2P9xQa``), so changing the setting leaves stored names readable.
+
+``public_id_names`` reads names the way django-cloudinary-storage wrote them: the
+name is the public_id itself, of the resource type its storage class gave it.
+
 Every call carries the account and the timeout itself; the SDK's global
 ``cloudinary.config()`` is never touched, so two storages with different accounts
 can live in one process. The SDK's shared HTTP connectors are replaced once, by
@@ -51,6 +59,10 @@ LISTING_PAGE_SIZE = 500
 RECENT_UPLOADS_KEPT = 1000
 # Uploads whose name turns out to be taken are retried under a fresh name this often.
 NAME_ATTEMPTS = 3
+# The folder of names that carry none: every upload before CLOUDINARY_FOLDER existed.
+DEFAULT_FOLDER = "stremora"
+# Between a name's folder, when it carries one, and its path.
+FOLDER_SEPARATOR = ":"
 
 
 # How the SDK's connectors retry: never. urllib3's default, which the SDK keeps, opens a
@@ -119,7 +131,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         api_key,
         api_secret,
         upload_prefix=None,
-        folder="stremora",
+        folder=DEFAULT_FOLDER,
         timeout=30.0,
         chunk_size=DEFAULT_CHUNK_SIZE,
         delivery_prefix=None,
@@ -145,7 +157,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
 
     def resource_of(self, name):
         """``(public_id, resource_type, format)`` of a stored name."""
-        name = name.replace("\\", "/").lstrip("/")
+        folder, name = self._folder_and_path(name)
         root, dot_ext = posixpath.splitext(name)
         extension = dot_ext[1:].lower()
         if extension in VIDEO_EXTENSIONS:
@@ -154,12 +166,35 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
             resource_type, public_path, file_format = "image", root, extension
         else:
             resource_type, public_path, file_format = "raw", name, None
-        return self._folder_prefix + public_path, resource_type, file_format
+        return f"{folder}/{public_path}", resource_type, file_format
+
+    @staticmethod
+    def _folder_and_path(name):
+        folder, separator, path = name.partition(FOLDER_SEPARATOR)
+        if not separator:
+            folder, path = DEFAULT_FOLDER, name
+        return folder, path.replace("\\", "/").lstrip("/")
+
+    def new_key(self, name):
+        """The stored name of a new upload of ``name``: with this storage's folder unless it is the default."""
+        return name if self.folder == DEFAULT_FOLDER else f"{self.folder}{FOLDER_SEPARATOR}{name}"
+
+    def path_of(self, name):
+        """``name`` without the folder it may carry: the name a copy on another provider takes."""
+        return self._folder_and_path(name)[1]
+
+    def public_id_names(self, resource_type):
+        """This storage reading names as django-cloudinary-storage wrote them, for a field
+        of ``resource_type`` (video, image or raw): the same account and connections."""
+        view = object.__new__(PublicIdNamesStorage)
+        view.__dict__.update(self.__dict__)
+        view.resource_type = resource_type
+        return view
 
     @property
     def _folder_prefix(self):
-        """What every public_id of this storage starts with."""
-        return f"{self.folder}/" if self.folder else ""
+        """What every public_id of this storage's new uploads starts with."""
+        return f"{self.folder}/"
 
     def _account(self):
         options = {
@@ -176,10 +211,11 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
 
     def _save(self, name, content):
         for _ in range(NAME_ATTEMPTS):
-            result = self._upload(name, content)
+            key = self.new_key(name)
+            result = self._upload(key, content)
             if not result.get("existing"):
-                self._remember_upload(name, result)
-                return name
+                self._remember_upload(key, result)
+                return key
             # overwrite=False found the public_id taken: never replace another file.
             name = unique_name(name)
         raise FileExistsError(f"Cloudinary already holds a resource for {name}")
@@ -319,8 +355,8 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
             return None
         path = public_id[len(self._folder_prefix) :]
         if resource.get("resource_type") in ("video", "image") and resource.get("format"):
-            return f"{path}.{resource['format']}"
-        return path
+            path = f"{path}.{resource['format']}"
+        return self.new_key(path)
 
     def iter_files(self):
         for resource_type in ("video", "image", "raw"):
@@ -340,6 +376,7 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
                     if name is not None:
                         yield StoredFile(
                             key=name,
+                            public_id=resource["public_id"],
                             size=int(resource.get("bytes") or 0),
                             modified=datetime.strptime(resource["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(
                                 tzinfo=timezone.utc
@@ -354,10 +391,61 @@ class CloudinaryStorage(UniqueNamesMixin, Storage):
         cloudinary_api.ping(**self._account())
 
 
+class PublicIdNamesStorage(CloudinaryStorage):
+    """A Cloudinary storage reading names the way django-cloudinary-storage wrote them.
+
+    That library stored the public_id itself as the name (``media/videos/clip_ab12cd``:
+    its ``PREFIX``, ``MEDIA_URL`` by default, the upload's folder, the file name with
+    Cloudinary's random suffix, no extension), and took the resource type from its
+    storage class (``VideoMediaCloudinaryStorage``: video; ``MediaCloudinaryStorage``:
+    image; ``RawMediaCloudinaryStorage``: raw). URLs, reads, deletions and checks go to
+    that resource; new files are never stored through this view.
+    """
+
+    resource_type = "video"
+
+    def resource_of(self, name):
+        return name.replace("\\", "/"), self.resource_type, None
+
+    def _resource_types(self):
+        """The field's resource type, then the other of video and image: a name read
+        without its field (a queued deletion, a check) still finds its resource."""
+        return [self.resource_type, *{"video": ["image"], "image": ["video"]}.get(self.resource_type, [])]
+
+    def _resource(self, name):
+        public_id = self.resource_of(name)[0]
+        for resource_type in self._resource_types():
+            try:
+                return cloudinary_api.resource(public_id, resource_type=resource_type, type="upload", **self._account())
+            except cloudinary_exceptions.NotFound:
+                continue
+        raise cloudinary_exceptions.NotFound(f"Resource not found - {public_id}")
+
+    def delete(self, name):
+        public_id = self.resource_of(name)[0]
+        for resource_type in self._resource_types():
+            result = uploader.destroy(
+                public_id, resource_type=resource_type, type="upload", invalidate=True, **self._account()
+            )
+            if result.get("result") == "ok":
+                return
+            if result.get("result") != "not found":
+                raise ProviderAnswerError(f"Cloudinary could not delete {public_id}: {result.get('result')!r}")
+
+    def path_of(self, name):
+        """A copy on another provider keeps the public_id, with the format Cloudinary reports."""
+        file_format = self._resource(name).get("format")
+        return f"{name}.{file_format}" if file_format and self.resource_type != "raw" else name
+
+    def _save(self, name, content):
+        raise NotImplementedError("New files are stored under Stremora's own names, never as public_ids.")
+
+
 def _from_settings():
     from django.conf import settings
 
     return CloudinaryStorage(
+        folder=settings.CLOUDINARY_FOLDER,
         cloud_name=settings.CLOUDINARY_CLOUD_NAME,
         api_key=settings.CLOUDINARY_API_KEY,
         api_secret=settings.CLOUDINARY_API_SECRET,
@@ -379,8 +467,10 @@ PROVIDER = ProviderSpec(
             "CLOUDINARY_API_SECRET",
             "CLOUDINARY_UPLOAD_PREFIX",
             "CLOUDINARY_DELIVERY_PREFIX",
+            "CLOUDINARY_FOLDER",
             "STORAGE_TIMEOUT",
         }
     ),
     secret_settings=("CLOUDINARY_API_KEY", "CLOUDINARY_API_SECRET"),
+    max_mb_setting="CLOUDINARY_MAX_MB",
 )

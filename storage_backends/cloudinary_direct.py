@@ -34,9 +34,12 @@ class CloudinaryDirectUploads(DirectUploads):
     def __init__(self, storage):
         self.storage = storage
 
+    def stored_key(self, key):
+        return self.storage.new_key(key)  # under CLOUDINARY_FOLDER
+
     def _video(self, key):
         """The public_id of ``key``, which must name a video."""
-        public_id, resource_type, _ = self.storage.resource_of(key)
+        public_id, resource_type, _ = self.storage.resource_of(self.stored_key(key))
         if resource_type != "video":
             raise DirectUploadRefused("Only videos can be uploaded straight to Cloudinary.")
         return public_id
@@ -89,7 +92,7 @@ class CloudinaryDirectUploads(DirectUploads):
         return Finished(size=int(resource["bytes"]), details={"duration": resource.get("duration")})
 
     def read_head(self, key, length):
-        response = self.storage.delivery(key, first_bytes=length)
+        response = self.storage.delivery(self.stored_key(key), first_bytes=length)
         try:
             return response.read(length)
         finally:
@@ -99,4 +102,4 @@ class CloudinaryDirectUploads(DirectUploads):
 
     def abort(self, key, state):
         # Cloudinary keeps no partial upload a client could finish later; only a whole resource.
-        self.storage.delete(key)
+        self.storage.delete(self.stored_key(key))

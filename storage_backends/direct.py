@@ -43,6 +43,10 @@ class DirectUploads:
 
     method = None  # "s3-multipart", "cloudinary-chunked", "local-chunked"
 
+    def stored_key(self, key):
+        """The provider's stored name of the file an upload to ``key`` makes."""
+        return key
+
     def start(self, key, size, content_type, *, expires_at) -> DirectStart:
         """Open an upload of ``size`` bytes to ``key`` that may run until ``expires_at``
         (an aware datetime). May call the provider (S3 creates the multipart upload)."""

@@ -10,6 +10,7 @@ class FailureKind:
     CIRCUIT_OPEN = "circuit_open"  # passed over: open, or half-open with its trial taken
     FAULT = "fault"  # the provider failed (counted against its breaker)
     FILE = "file"  # an error about the file itself (not counted)
+    TOO_LARGE = "too_large"  # above the provider's size limit: skipped without trying (not counted)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,18 @@ class StorageUnavailable(OSError):
         self.failures = tuple(failures)
         detail = "; ".join(str(failure) for failure in self.failures) or "no provider is configured"
         super().__init__(f"No storage provider could store the file ({detail}).")
+
+
+class TooLargeForProviders(StorageUnavailable):
+    """The file is larger than every configured provider takes: no retry will store it.
+
+    ``largest`` is the largest size in bytes any of them takes.
+    """
+
+    def __init__(self, failures, size, largest):
+        super().__init__(failures)
+        self.size = size
+        self.largest = largest
 
 
 class ProviderNotConfigured(OSError):

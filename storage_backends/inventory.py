@@ -13,3 +13,4 @@ class StoredFile:
     key: str  # the provider's name for it, without the provider prefix
     size: int
     modified: datetime  # aware, UTC
+    public_id: str | None = None  # Cloudinary's: a django-cloudinary-storage row names the file by it

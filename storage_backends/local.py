@@ -106,4 +106,4 @@ def _signed_value(name, expires):
 
 
 # The local provider reads MEDIA_ROOT and MEDIA_URL itself, as FileSystemStorage does.
-PROVIDER = ProviderSpec(name="local", label="Local disk", build=LocalStorage)
+PROVIDER = ProviderSpec(name="local", label="Local disk", build=LocalStorage, max_mb_setting="LOCAL_MAX_MB")

@@ -3,7 +3,8 @@
 The fallback chain stores ``videos/2026/11/clip_k2P9xQa.mp4`` on S3 under the name
 ``s3:videos/2026/11/clip_k2P9xQa.mp4``, so any later ``url()``, ``open()`` or
 ``delete()`` goes straight to S3. A name with no provider prefix was written before
-the chain existed and lives on Cloudinary.
+the chain existed (or by django-cloudinary-storage: ``CLOUDINARY_LEGACY_NAMES``) and
+lives on Cloudinary.
 """
 
 import os
@@ -31,6 +32,12 @@ def split(name):
     if separator and provider in PROVIDER_NAMES:
         return provider, key
     return LEGACY_PROVIDER, name
+
+
+def is_qualified(name):
+    """Whether ``name`` carries its provider's prefix (else it is a legacy name)."""
+    provider, separator, _ = name.partition(PREFIX_SEPARATOR)
+    return bool(separator) and provider in PROVIDER_NAMES
 
 
 def provider_of(name):

@@ -18,11 +18,16 @@ _lock = threading.Lock()
 
 def missing_settings(provider):
     """The environment variables ``provider`` still needs; empty when it is configured."""
-    return [
+    provider_spec = registry.spec(provider)
+    missing = [
         variable
-        for variable, setting_names in registry.spec(provider).required_settings.items()
+        for variable, setting_names in provider_spec.required_settings.items()
         if not all(getattr(settings, name, None) for name in setting_names)
     ]
+    paired = provider_spec.paired_settings
+    if any(getattr(settings, name, None) for name in paired):
+        missing += [name for name in paired if not getattr(settings, name, None)]
+    return missing
 
 
 def is_configured(provider):
@@ -50,10 +55,29 @@ def check(provider):
         storage.check()
 
 
+def max_bytes(provider):
+    """The largest file ``provider`` takes, in bytes; None when it sets no limit."""
+    setting = registry.spec(provider).max_mb_setting
+    megabytes = getattr(settings, setting, None) if setting else None
+    return None if megabytes is None else megabytes * 1024 * 1024
+
+
+def takes_size(provider, size):
+    """Whether ``provider`` takes a file of ``size`` bytes (an unknown size: yes)."""
+    limit = max_bytes(provider)
+    return size is None or limit is None or size <= limit
+
+
 def credentials():
-    """Every credential value in the settings, to be kept out of messages."""
+    """Every credential value in the settings, and those the built storages found
+    themselves (boto3's default chain), to be kept out of messages."""
     names = [name for provider_spec in registry.specs() for name in provider_spec.secret_settings]
-    return [value for value in (getattr(settings, name, None) for name in names) if value]
+    secrets = [value for value in (getattr(settings, name, None) for name in names) if value]
+    for provider_spec in registry.specs():
+        storage = _storages.get(provider_spec.name)
+        if storage is not None and provider_spec.resolved_secrets is not None:
+            secrets += [value for value in provider_spec.resolved_secrets(storage) if value]
+    return secrets
 
 
 def reset(provider=None):

@@ -30,10 +30,17 @@ class ProviderSpec:
     build: Callable
     # Environment variable -> the settings it fills; all must be set for the provider to be used.
     required_settings: dict = field(default_factory=dict)
+    # Settings that go together, all or none: one set without the others is missing them.
+    paired_settings: tuple = ()
     # Settings the Storage is built from: a change (tests make them) rebuilds it.
     built_from: frozenset = frozenset()
     # Settings whose values are never to appear in a message.
     secret_settings: tuple = ()
+    # Builds the storage's secrets that do not come from settings (e.g. credentials
+    # boto3 found itself), to be kept out of messages too: ``storage -> [str]``.
+    resolved_secrets: Callable = None
+    # The setting holding the largest file, in MB, the provider takes (None: no limit).
+    max_mb_setting: str = None
 
 
 def spec(name) -> ProviderSpec:

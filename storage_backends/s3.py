@@ -14,6 +14,7 @@ see docs/). Clients upload large files straight to S3 through ``direct_uploads``
 
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+from botocore.exceptions import NoCredentialsError
 from django.utils.deconstruct import deconstructible
 from storages.backends.s3 import S3Storage as DjangoStoragesS3Storage
 from storages.utils import clean_name
@@ -38,15 +39,19 @@ def bounded_transfer_config():
     return config
 
 
+class NoCredentialsFound(OSError):
+    """boto3 found no credentials: no keys in the settings, and none in its default chain."""
+
+
 @deconstructible(path="storage_backends.s3.S3Storage")
 class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
     provider = "s3"
 
     def __init__(
         self,
-        access_key,
-        secret_key,
-        bucket_name,
+        access_key=None,
+        secret_key=None,
+        bucket_name=None,
         region_name="us-east-1",
         endpoint_url=None,
         url_expiry=3600,
@@ -119,7 +124,28 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
 
     def check(self):
         """One HeadBucket: the endpoint answers, the credentials work, the bucket exists."""
-        self.connection.meta.client.head_bucket(Bucket=self.bucket_name)
+        try:
+            self.connection.meta.client.head_bucket(Bucket=self.bucket_name)
+        except NoCredentialsError:
+            raise NoCredentialsFound(
+                "No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "or give the server an IAM role (instance profile, ECS task role, EKS service "
+                "account) or an AWS_PROFILE"
+            ) from None
+
+    def resolved_secrets(self):
+        """The secret key and session token boto3 signs with (from the keys or its
+        default chain), read without refreshing them; empty before any request."""
+        connection = getattr(self._connections, "connection", None)
+        signer = getattr(connection.meta.client, "_request_signer", None) if connection else None
+        credentials = getattr(signer, "_credentials", None)
+        if credentials is None:
+            return []
+        # RefreshableCredentials would refresh (a network call) through the public names.
+        return [
+            getattr(credentials, "_secret_key", None) or getattr(credentials, "secret_key", None),
+            getattr(credentials, "_token", None) or getattr(credentials, "token", None),
+        ]
 
     def md5(self, name):
         """The object's MD5 from its ETag; None for a multipart upload, whose ETag is not one."""
@@ -146,11 +172,10 @@ PROVIDER = ProviderSpec(
     name="s3",
     label="Amazon S3",
     build=_from_settings,
-    required_settings={
-        "AWS_ACCESS_KEY_ID": ("AWS_ACCESS_KEY_ID",),
-        "AWS_SECRET_ACCESS_KEY": ("AWS_SECRET_ACCESS_KEY",),
-        "AWS_S3_BUCKET_NAME": ("AWS_S3_BUCKET_NAME",),
-    },
+    # The keys are optional: without them boto3's default chain (an IAM role, AWS_PROFILE) signs.
+    required_settings={"AWS_S3_BUCKET_NAME": ("AWS_S3_BUCKET_NAME",)},
+    paired_settings=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    resolved_secrets=S3Storage.resolved_secrets,
     built_from=frozenset(
         {
             "AWS_ACCESS_KEY_ID",
@@ -163,4 +188,5 @@ PROVIDER = ProviderSpec(
         }
     ),
     secret_settings=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    max_mb_setting="S3_MAX_MB",
 )

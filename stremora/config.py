@@ -9,6 +9,7 @@ variable, and no message ever repeats a value that may hold a credential.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -30,6 +31,9 @@ REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
 DEFAULT_CLOUDINARY_UPLOAD_PREFIX = "https://api.cloudinary.com"
 DEFAULT_CLOUDINARY_DELIVERY_PREFIX = "https://res.cloudinary.com"
 DEFAULT_STORAGE_PROVIDERS = "cloudinary,s3,local"
+DEFAULT_CLOUDINARY_FOLDER = "stremora"
+# How names without a provider prefix are read (see storage_backends.names).
+CLOUDINARY_LEGACY_NAME_STYLES = ("stremora", "django-cloudinary-storage")
 DEVELOPMENT_SECRET_KEY = "django-insecure-stremora-development-only"
 # A bearer token shorter than this could be guessed over many scrapes.
 METRICS_TOKEN_MIN_LENGTH = 24
@@ -64,6 +68,8 @@ class Config:
     cloudinary: CloudinaryAccount | None
     cloudinary_upload_prefix: str
     cloudinary_delivery_prefix: str
+    cloudinary_folder: str
+    cloudinary_legacy_names: str
     aws_access_key_id: str | None = field(repr=False)
     aws_secret_access_key: str | None = field(repr=False)
     aws_region: str
@@ -75,6 +81,10 @@ class Config:
     storage_breaker_failures: int
     storage_breaker_cooldown: float
     max_upload_mb: int
+    # Largest file each provider takes, in MB; None: no limit of its own.
+    cloudinary_max_mb: int | None
+    s3_max_mb: int | None
+    local_max_mb: int | None
     request_body_timeout: float
     request_body_min_rate_kb: int
     upload_session_ttl: int
@@ -118,6 +128,17 @@ class _Reader:
         if number < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {number}.")
         return number
+
+    def optional_integer(self, name: str, minimum: int = 1) -> int | None:
+        """A whole number, or None when unset."""
+        return None if self.optional(name) is None else self.integer(name, 0, minimum)
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """One of ``choices`` (the first when unset), compared case-insensitively."""
+        value = (self.optional(name) or choices[0]).lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+        return value
 
     def positive_number(self, name: str, default: float) -> float:
         value = self.optional(name)
@@ -233,6 +254,16 @@ def _storage_providers(reader: _Reader) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _cloudinary_folder(reader: _Reader) -> str:
+    folder = reader.string("CLOUDINARY_FOLDER", DEFAULT_CLOUDINARY_FOLDER).strip("/")
+    # A stored name carries its folder before a colon (storage_backends.cloudinary).
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", folder):
+        raise ConfigError(
+            "CLOUDINARY_FOLDER must be a folder path of letters, digits, - and _, such as stremora or sites/stremora."
+        )
+    return folder
+
+
 def _path(reader: _Reader, name: str, default: Path, base_dir: Path) -> Path:
     value = reader.optional(name)
     path = Path(value).expanduser() if value else default
@@ -271,6 +302,8 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         cloudinary=parse_cloudinary_url(cloudinary_url) if cloudinary_url else None,
         cloudinary_upload_prefix=reader.http_url("CLOUDINARY_UPLOAD_PREFIX", DEFAULT_CLOUDINARY_UPLOAD_PREFIX),
         cloudinary_delivery_prefix=reader.http_url("CLOUDINARY_DELIVERY_PREFIX", DEFAULT_CLOUDINARY_DELIVERY_PREFIX),
+        cloudinary_folder=_cloudinary_folder(reader),
+        cloudinary_legacy_names=reader.choice("CLOUDINARY_LEGACY_NAMES", CLOUDINARY_LEGACY_NAME_STYLES),
         aws_access_key_id=reader.optional("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=reader.optional("AWS_SECRET_ACCESS_KEY"),
         aws_region=reader.string("AWS_REGION", "us-east-1"),
@@ -282,6 +315,9 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         storage_breaker_failures=reader.integer("STORAGE_BREAKER_FAILURES", 3),
         storage_breaker_cooldown=reader.positive_number("STORAGE_BREAKER_COOLDOWN", 60.0),
         max_upload_mb=reader.integer("MAX_UPLOAD_MB", 2048),
+        cloudinary_max_mb=reader.optional_integer("CLOUDINARY_MAX_MB"),
+        s3_max_mb=reader.optional_integer("S3_MAX_MB"),
+        local_max_mb=reader.optional_integer("LOCAL_MAX_MB"),
         request_body_timeout=reader.positive_number("REQUEST_BODY_TIMEOUT", 10.0),
         request_body_min_rate_kb=reader.integer("REQUEST_BODY_MIN_RATE_KB", 32),
         upload_session_ttl=reader.integer("UPLOAD_SESSION_TTL", 86400, minimum=60),

@@ -109,6 +109,9 @@ MEDIA_ROOT = CONFIG.media_root
 STORAGES = {
     # The fallback chain over STORAGE_PROVIDERS; Video's files use it.
     "default": {"BACKEND": "storage_backends.chain.FallbackStorage"},
+    # The same chain for thumbnails: it reads their django-cloudinary-storage names
+    # (CLOUDINARY_LEGACY_NAMES) as image resources.
+    "thumbnails": {"BACKEND": "storage_backends.chain.FallbackStorage", "OPTIONS": {"legacy_resource_type": "image"}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -120,6 +123,8 @@ CLOUDINARY_API_KEY = CONFIG.cloudinary.api_key if CONFIG.cloudinary else None
 CLOUDINARY_API_SECRET = CONFIG.cloudinary.api_secret if CONFIG.cloudinary else None
 CLOUDINARY_UPLOAD_PREFIX = CONFIG.cloudinary_upload_prefix
 CLOUDINARY_DELIVERY_PREFIX = CONFIG.cloudinary_delivery_prefix
+CLOUDINARY_FOLDER = CONFIG.cloudinary_folder
+CLOUDINARY_LEGACY_NAMES = CONFIG.cloudinary_legacy_names
 AWS_ACCESS_KEY_ID = CONFIG.aws_access_key_id
 AWS_SECRET_ACCESS_KEY = CONFIG.aws_secret_access_key
 AWS_REGION = CONFIG.aws_region
@@ -130,6 +135,9 @@ STORAGE_TIMEOUT = CONFIG.storage_timeout
 STORAGE_BREAKER_FAILURES = CONFIG.storage_breaker_failures
 STORAGE_BREAKER_COOLDOWN = CONFIG.storage_breaker_cooldown
 MAX_UPLOAD_MB = CONFIG.max_upload_mb
+CLOUDINARY_MAX_MB = CONFIG.cloudinary_max_mb
+S3_MAX_MB = CONFIG.s3_max_mb
+LOCAL_MAX_MB = CONFIG.local_max_mb
 # A request body may take REQUEST_BODY_TIMEOUT seconds plus one second per
 # REQUEST_BODY_MIN_RATE_KB kilobytes received; a slower one is cut off (videos.body_pacing).
 REQUEST_BODY_TIMEOUT = CONFIG.request_body_timeout

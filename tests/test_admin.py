@@ -157,6 +157,18 @@ def test_storage_down_is_a_readable_error_and_nothing_saved(admin_client, staff_
     assert not Video.objects.exists()
 
 
+def test_a_file_larger_than_every_provider_takes_is_a_readable_error(admin_client, staff_user, settings, media_root):
+    settings.STORAGE_PROVIDERS = ["local"]
+    settings.LOCAL_MAX_MB = 1
+
+    response = admin_add(admin_client, staff_user, file=video_upload(size=1024 * 1024 + 1))
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == ["The file is 1.0\xa0MB; no storage provider takes a file larger than 1 MB. Nothing was saved."]
+    assert not Video.objects.exists()
+    assert not media_root.exists() or not any(media_root.rglob("*.mp4"))
+
+
 def test_verify_files_reports_what_is_missing(admin_client, staff_user, media_root):
     present = Video.objects.create(title="Present", owner=staff_user, file=video_upload())
     gone = Video.objects.create(title="Gone", owner=staff_user, file=video_upload())

@@ -396,3 +396,22 @@ def test_completing_with_another_public_id_is_refused_through_the_api(api, cloud
         f"/api/uploads/{upload['id']}/complete/", {"title": "Mine", "public_id": public_id}, format="json"
     )
     assert completed.status_code == 201, completed.content
+
+
+def test_a_direct_upload_goes_under_cloudinary_folder_and_its_row_names_it(api, cloudinary_server, settings):
+    settings.CLOUDINARY_FOLDER = "site1"
+    body = video_bytes(4096)
+    upload = api.post(
+        "/api/uploads/", {"filename": "clip.mp4", "size": len(body), "content_type": "video/mp4"}, format="json"
+    ).json()
+    assert upload["target"]["fields"]["public_id"].startswith("site1/videos/")
+    public_id = post_all(upload["target"], body)[-1].json()["public_id"]
+
+    completed = api.post(
+        f"/api/uploads/{upload['id']}/complete/", {"title": "In a folder", "public_id": public_id}, format="json"
+    )
+
+    assert completed.status_code == 201, completed.content
+    video = Video.objects.get(pk=completed.json()["id"])
+    assert video.file.name == "cloudinary:site1:" + public_id.removeprefix("site1/") + ".mp4"
+    assert video.file.size == len(body)

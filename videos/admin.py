@@ -11,12 +11,13 @@ from django.utils.html import format_html
 
 from storage_backends import providers
 from storage_backends.chain import describe_failure
-from storage_backends.errors import ProviderNotConfigured, StorageUnavailable
+from storage_backends.errors import ProviderNotConfigured, StorageUnavailable, TooLargeForProviders
 from storage_backends.names import PROVIDER_NAMES
 from videos import services, upload_sessions
 from videos.dashboard import PROVIDER_COLOURS
 from videos.housekeeping import missing_files
 from videos.models import PendingDeletion, UploadSession, Video
+from videos.upload_limits import too_large_for_providers
 from videos.validators import THUMBNAIL_FORMATS, clean_thumbnail, clean_video_file
 
 logger = logging.getLogger(__name__)
@@ -252,6 +253,11 @@ class VideoAdmin(admin.ModelAdmin):
         extra_context = {"max_upload_mb": settings.MAX_UPLOAD_MB, **(extra_context or {})}
         try:
             response = super().changeform_view(request, object_id, form_url, extra_context)
+        except TooLargeForProviders as exc:
+            self.message_user(
+                request, f"{too_large_for_providers(exc.size, exc.largest)} Nothing was saved.", messages.ERROR
+            )
+            response = HttpResponseRedirect(request.get_full_path())
         except StorageUnavailable as exc:
             self.message_user(
                 request,

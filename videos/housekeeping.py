@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from storage_backends import providers
-from storage_backends.chain import describe_failure
+from storage_backends.chain import PUBLIC_ID_NAMES, describe_failure
 from storage_backends.names import PROVIDER_NAMES, split
 from videos.models import OrphanSweep, UploadSession, Video
 
@@ -90,9 +89,12 @@ def referenced_names():
 
 def open_upload_keys(provider):
     """Keys of the direct uploads still open on ``provider``: their files are not orphans."""
-    return set(
-        UploadSession.objects.still_open().filter(provider=provider).values_list("key", flat=True)
-    )
+    stored_key = getattr(providers.get_storage(provider), "direct_uploads", None)
+    stored_key = stored_key.stored_key if stored_key else (lambda key: key)
+    return {
+        stored_key(key)
+        for key in UploadSession.objects.still_open().filter(provider=provider).values_list("key", flat=True)
+    }
 
 
 def find_orphans(provider, older_than_hours):
@@ -101,8 +103,11 @@ def find_orphans(provider, older_than_hours):
     referenced = referenced_names()
     uploading = open_upload_keys(provider)
     cutoff = timezone.now() - timedelta(hours=older_than_hours)
+    by_public_id = settings.CLOUDINARY_LEGACY_NAMES == PUBLIC_ID_NAMES  # unprefixed names are public_ids
     for stored in providers.get_storage(provider).iter_files():
         if (provider, stored.key) in referenced or stored.modified > cutoff:
+            continue
+        if by_public_id and (provider, stored.public_id) in referenced:
             continue
         if any(stored.key.startswith(key) for key in uploading):
             continue
@@ -116,7 +121,7 @@ def missing_files(video):
         if not field_file:
             continue
         try:
-            present = default_storage.exists(field_file.name)
+            present = field_file.storage.exists(field_file.name)
         except Exception as exc:
             missing.append(f"{field_file.name} (could not check: {describe_failure(exc)})")
             continue

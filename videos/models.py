@@ -3,10 +3,11 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.db import models
 from django.utils import timezone
 
-from storage_backends.names import provider_of, qualify
+from storage_backends.names import provider_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ class VideoQuerySet(models.QuerySet):
         return self.filter(is_published=True)
 
 
+def thumbnail_storage():
+    """The chain, reading a thumbnail's django-cloudinary-storage name as an image resource."""
+    return storages["thumbnails"]
+
+
 class Video(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -38,7 +44,7 @@ class Video(models.Model):
         related_name="videos",
     )
     file = models.FileField(upload_to="videos/%Y/%m/", max_length=500)
-    thumbnail = models.ImageField(upload_to="thumbnails/%Y/%m/", max_length=500, blank=True)
+    thumbnail = models.ImageField(upload_to="thumbnails/%Y/%m/", max_length=500, blank=True, storage=thumbnail_storage)
     # True when the thumbnail is a frame cut from the file (it is cut again when the
     # file is replaced); False when an uploader chose it (it then stays).
     thumbnail_generated = models.BooleanField(default=False, db_default=False, editable=False)
@@ -184,10 +190,6 @@ class UploadSession(models.Model):
 
     def __str__(self):
         return f"{self.filename} ({self.get_status_display()})"
-
-    @property
-    def stored_name(self):
-        return qualify(self.provider, self.key)
 
 
 class OrphanSweep(models.Model):

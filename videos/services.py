@@ -229,7 +229,7 @@ def move_video(video: Video, to_provider: str) -> bool:
             old_names = []
             for field_name in to_move:
                 field_file = getattr(locked, field_name)
-                new_name = _copy_to(field_file.name, to_provider)
+                new_name = _copy_to(field_file, to_provider)
                 copies.append(new_name)
                 old_names.append(field_file.name)
                 setattr(locked, field_name, new_name)
@@ -244,18 +244,19 @@ def move_video(video: Video, to_provider: str) -> bool:
     return True
 
 
-def _copy_to(name: str, to_provider: str) -> str:
+def _copy_to(field_file, to_provider: str) -> str:
     """Copy a stored file to ``to_provider`` and check the copy by size and, where the
     provider tells one, by MD5; returns the copy's name."""
-    _, key = split(name)
-    with default_storage.open(name, "rb") as source:
+    name, storage = field_file.name, field_file.storage
+    key = storage.portable_key(name)
+    with storage.open(name, "rb") as source:
         # The source is a local spooled copy by now: hashing it costs no second download.
         expected_md5, expected_size = hashlib.md5(), 0
         for block in iter(lambda: source.read(1024 * 1024), b""):
             expected_md5.update(block)
             expected_size += len(block)
         source.seek(0)
-        new_name = default_storage.save_on(to_provider, key, source)
+        new_name = storage.save_on(to_provider, key, source)
     try:
         copied_size, copied_md5 = default_storage.size(new_name), default_storage.md5(new_name)
     except Exception as exc:

@@ -37,6 +37,14 @@ def max_upload_bytes():
     return settings.MAX_UPLOAD_MB * 1024 * 1024
 
 
+def too_large_for_providers(size, largest):
+    """Why a file larger than every configured provider takes (``largest`` bytes) is refused: a 413."""
+    return (
+        f"The file is {filesizeformat(size)}; no storage provider takes a file larger than "
+        f"{largest // (1024 * 1024)} MB."
+    )
+
+
 class UploadSizeLimitHandler(FileUploadHandler):
     """Counts each file's bytes and stops past MAX_UPLOAD_MB.
 

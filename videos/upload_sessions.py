@@ -39,7 +39,7 @@ from storage_backends.errors import FailureKind, ProviderFailure
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
 from videos import background, services
-from videos.upload_limits import max_upload_bytes
+from videos.upload_limits import max_upload_bytes, too_large_for_providers
 from videos.models import UploadSession, Video
 from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
 
@@ -124,9 +124,25 @@ def start_upload(owner, *, filename, size, content_type) -> UploadSession:
 
 
 def _open_on_next_provider(session):
-    """Start ``session`` on the first provider that takes it; NoProviderAvailable if none."""
-    for provider in settings.STORAGE_PROVIDERS:
-        if provider in _left(session) or not providers.is_configured(provider) or not _direct_uploads(provider):
+    """Start ``session`` on the first provider that takes it; NoProviderAvailable if none,
+    UploadRefused (413) when the file is larger than every candidate takes."""
+    candidates = [
+        provider
+        for provider in settings.STORAGE_PROVIDERS
+        if providers.is_configured(provider) and _direct_uploads(provider)
+    ]
+    fitting = [provider for provider in candidates if providers.takes_size(provider, session.size)]
+    if candidates and not fitting:
+        largest = max(providers.max_bytes(provider) for provider in candidates)
+        raise UploadRefused(too_large_for_providers(session.size, largest), status=413)
+    for provider in candidates:
+        if provider in _left(session):
+            continue
+        if provider not in fitting:
+            logger.info(
+                "Storage provider %s skipped for the direct upload of %s: %s bytes, above its %s MB",
+                provider, session.key, session.size, providers.max_bytes(provider) // (1024 * 1024),
+            )
             continue
         breaker = CircuitBreaker(provider)
         admission = breaker.admit()
@@ -390,7 +406,7 @@ def _finish_and_check(session, *, parts, public_id):
         _set_status(session, Status.ABANDONED)
         raise
     return services.DirectlyStoredFile(
-        name=session.stored_name,
+        name=qualify(session.provider, direct.stored_key(session.key)),
         size=finished.size,
         content_type=content_type,
         duration=finished.details.get("duration"),
@@ -443,7 +459,7 @@ def sweep_expired(now=None, *, remove=True):
         ]
         all_removed = True
         for provider, state in leftovers:
-            if services.is_referenced(qualify(provider, session.key)):
+            if services.is_referenced(qualify(provider, _direct_uploads(provider).stored_key(session.key))):
                 continue  # a video took the file after all
             if _remove_quietly(session, provider=provider, state=state):
                 removed += 1

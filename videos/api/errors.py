@@ -6,9 +6,9 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from storage_backends.errors import StorageUnavailable
+from storage_backends.errors import StorageUnavailable, TooLargeForProviders
 from videos import upload_sessions
-from videos.upload_limits import BODY_ERRORS, refuse_body
+from videos.upload_limits import BODY_ERRORS, refuse_body, too_large_for_providers
 
 # Seconds to wait before asking again when an upload's provider did not answer.
 PROVIDER_UNREACHABLE_WAIT = 5
@@ -49,7 +49,9 @@ def exception_handler(exc, context):
         exc = ProviderUnavailable(str(exc), wait=exc.retry_after)
     elif isinstance(exc, upload_sessions.ProviderUnreachable):
         exc = ProviderUnavailable(str(exc), wait=PROVIDER_UNREACHABLE_WAIT)
-    if isinstance(exc, StorageUnavailable):
+    if isinstance(exc, TooLargeForProviders):
+        exc = FileTooLarge(too_large_for_providers(exc.size, exc.largest))
+    elif isinstance(exc, StorageUnavailable):
         # The providers' reasons go to the log (the chain logged them); the client
         # learns only that storage is down and when to try again.
         exc = ProviderUnavailable(wait=settings.STORAGE_BREAKER_COOLDOWN)
