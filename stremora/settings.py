@@ -160,6 +160,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # outcomes are written on the rows (Video.move_status, processing)
+CELERY_RESULT_EXPIRES = None  # no result backend: nothing for beat to clean up
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below stays in charge
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Asking for a job must not hang a request when Redis is down: a few seconds, then the
