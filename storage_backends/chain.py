@@ -21,7 +21,7 @@ from storage_backends import providers, signals
 from storage_backends.breaker import Admission, CircuitBreaker
 from storage_backends.errors import FailureKind, ProviderFailure, StorageUnavailable, TooLargeForProviders
 from storage_backends.faults import is_provider_fault
-from storage_backends.names import LEGACY_PROVIDER, LONGEST_PREFIX, is_qualified, qualify, split, unique_name
+from storage_backends.names import LEGACY_PROVIDER, LONGEST_PREFIX, is_qualified, provider_of, qualify, split, unique_name
 
 logger = logging.getLogger(__name__)
 
@@ -202,9 +202,8 @@ class FallbackStorage(Storage):
 
     def _call(self, operation, name, *args):
         """``operation`` of the provider that holds ``name``, timed (``signals.provider_called``)."""
-        provider, key = split(name)
-        storage = providers.get_storage(provider)
-        with signals.timed(provider, operation):
+        storage, key = self._route(name)
+        with signals.timed(provider_of(name), operation):
             return getattr(storage, operation)(key, *args)
 
     def _open(self, name, mode="rb"):
