@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.test import override_settings
 
 from storage_backends import health
-from storage_backends.breaker import CircuitBreaker
+from storage_backends.breaker import BreakerState, CircuitBreaker
 from storage_backends.chain import FallbackStorage
 from tests.caches import unreachable_redis_caches
 from tests.test_api import api, client_for  # noqa: F401 (api: a fixture)
@@ -53,6 +53,16 @@ def test_a_success_is_written_at_most_every_few_seconds_but_at_once_after_a_fail
     breaker.record_failure("boom")
     breaker.record_success()
     assert breaker.record().last_success > first
+
+
+def test_after_its_cool_down_a_tripped_breaker_reads_trying(settings):
+    settings.STORAGE_BREAKER_FAILURES = 1
+    settings.STORAGE_BREAKER_COOLDOWN = 0
+
+    CircuitBreaker("s3").record_failure("boom")
+    record = CircuitBreaker("s3").record()
+
+    assert (record.state, record.open_until) == (BreakerState.TRYING, None)
 
 
 # --- what staff and others see ------------------------------------------------------------

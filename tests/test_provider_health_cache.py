@@ -102,4 +102,8 @@ def test_a_redis_that_answers_again_is_used_again_after_a_few_seconds(
         time.sleep(0.6)
         timed_saves(1)
 
-    assert redis_server.keys() == [":1:stremora:breaker:cloudinary:failures"]
+    # The failure counted after the pause, and its record for /api/health/.
+    assert redis_server.keys() == [
+        ":1:stremora:breaker:cloudinary:failures",
+        ":1:stremora:breaker:cloudinary:last_failure",
+    ]
