@@ -415,3 +415,19 @@ def test_a_direct_upload_goes_under_cloudinary_folder_and_its_row_names_it(api, 
     video = Video.objects.get(pk=completed.json()["id"])
     assert video.file.name == "cloudinary:site1:" + public_id.removeprefix("site1/") + ".mp4"
     assert video.file.size == len(body)
+
+
+def test_an_expired_upload_on_a_provider_no_longer_configured_is_kept_for_later(user, settings):
+    from django.utils import timezone
+
+    from videos import upload_sessions
+    from videos.models import UploadSession
+
+    settings.CLOUDINARY_CLOUD_NAME = None  # Cloudinary's credentials were removed since the upload started
+    session = UploadSession.objects.create(
+        owner=user, filename="clip.mp4", size=10, content_type="video/mp4", key=KEY, provider="cloudinary",
+        state={"public_id": PUBLIC_ID}, expires_at=timezone.now() - timedelta(hours=1),
+    )
+
+    assert upload_sessions.sweep_expired() == (1, 0, 1)
+    assert UploadSession.objects.get(pk=session.pk).status != "expired"

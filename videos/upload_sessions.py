@@ -36,7 +36,7 @@ from storage_backends import providers, signals
 from storage_backends.breaker import Admission, CircuitBreaker
 from storage_backends.chain import describe_failure
 from storage_backends.direct import DirectUploadRefused
-from storage_backends.errors import FailureKind, ProviderFailure
+from storage_backends.errors import FailureKind, ProviderFailure, ProviderNotConfigured
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
 from videos import background, job_queue, services
@@ -171,6 +171,15 @@ def _open_on_next_provider(session):
         session.provider, session.state = provider, started.state
         return
     raise NoProviderAvailable()
+
+
+def _stored_name(provider, key):
+    """The stored name of the file an upload to ``key`` on ``provider`` makes (Cloudinary's carries its folder)."""
+    try:
+        direct = _direct_uploads(provider)
+    except ProviderNotConfigured:
+        return qualify(provider, key)
+    return qualify(provider, direct.stored_key(key) if direct else key)
 
 
 def _left(session):
@@ -427,7 +436,7 @@ def _finish_and_check(session, *, parts, public_id):
         _set_status(session, Status.ABANDONED)
         raise
     return services.DirectlyStoredFile(
-        name=qualify(session.provider, direct.stored_key(session.key)),
+        name=_stored_name(session.provider, session.key),
         size=finished.size,
         content_type=content_type,
         duration=finished.details.get("duration"),
@@ -480,7 +489,7 @@ def sweep_expired(now=None, *, remove=True):
         ]
         all_removed = True
         for provider, state in leftovers:
-            if services.is_referenced(qualify(provider, _direct_uploads(provider).stored_key(session.key))):
+            if services.is_referenced(_stored_name(provider, session.key)):
                 continue  # a video took the file after all
             if _remove_quietly(session, provider=provider, state=state):
                 removed += 1
