@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from storage_backends import providers
@@ -10,7 +9,8 @@ from videos.management.progress import Progress
 from videos.management.quiet import quiet_http_libraries
 from videos.models import Video
 
-# Seconds the target's check may take before the command says it cannot be reached.
+# Seconds the target's check may take, whatever its retries, before the command says it
+# cannot be reached (STORAGE_TIMEOUT bounds each of its attempts).
 TARGET_CHECK_TIMEOUT = 10.0
 
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be 1 or more")
         with quiet_http_libraries():
-            target_status = provider_status(target, timeout=min(settings.STORAGE_TIMEOUT, TARGET_CHECK_TIMEOUT))
+            target_status = provider_status(target, timeout=TARGET_CHECK_TIMEOUT)
         if not target_status.reachable:
             raise CommandError(f"The {target} provider cannot be reached, nothing moved: {target_status.detail}")
         videos = Video.objects.exclude(storage_provider=target).order_by("pk")
