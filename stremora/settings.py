@@ -178,11 +178,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # caller records that the job could not be queued (videos/job_queue.py).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
-# Redis hands a job that was taken but not acknowledged to another worker after the
-# visibility timeout: it must be longer than the longest job (a move of the largest
-# file), or a job still running is started a second time (harmless, only wasted work:
-# the second waits for the row lock of the first).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60, "socket_connect_timeout": 2}
+# Redis gives a job that was taken but not acknowledged (its worker was killed) to
+# another worker after the visibility timeout. A job still running past it is started
+# a second time, which costs only work: the second move skips the row the first holds
+# locked, a second processing finds the video done. An hour covers a move of a large
+# file; a worker stopped gracefully hands its jobs back at once.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60, "socket_connect_timeout": 2}
 CELERY_BEAT_SCHEDULE = {
     "retry-deletions": {"task": "videos.jobs.retry_deletions", "schedule": timedelta(minutes=10)},
     "process-pending-uploads": {"task": "videos.jobs.process_pending_uploads", "schedule": timedelta(minutes=10)},

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 
 from storage_backends.chain import describe_failure
 from storage_backends.errors import ProviderNotConfigured
-from videos import services, upload_sessions
+from videos import job_queue, services, upload_sessions
 from videos.models import MoveStatus
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,13 @@ RETRY_BACKOFF = 30
 RETRY_BACKOFF_MAX = 600
 
 
+class MoveGaveUp(Exception):
+    """A move interrupted while the request that asked for it waits (no job queue): the
+    admin's action, like the command, makes one attempt and reports."""
+
+
 def _reason(exc):
-    return str(exc) if isinstance(exc, services.MoveInterrupted) else describe_failure(exc)
+    return str(exc) if isinstance(exc, (services.MoveInterrupted, MoveGaveUp)) else describe_failure(exc)
 
 
 class MoveJob(Task):
@@ -60,7 +65,12 @@ class ProcessJob(Task):
 )
 def move_video(video_id, to_provider):
     """Move a video's files to ``to_provider`` (``services.move_video``, under its row lock)."""
-    services.run_move(video_id, to_provider)
+    try:
+        services.run_move(video_id, to_provider)
+    except services.MoveInterrupted as exc:
+        if job_queue.has_workers():
+            raise  # tried again later, with backoff
+        raise MoveGaveUp(str(exc)) from exc
 
 
 @shared_task(
