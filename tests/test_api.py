@@ -237,6 +237,14 @@ def test_schema_and_docs_are_served(api):
     assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content
 
 
+def test_the_api_root_links_each_name_to_the_apis_own_list(api):
+    # The public pages name their list "video-list" too: each lives in its own namespace.
+    links = api.get("/api/", HTTP_ACCEPT="application/json").json()
+
+    assert links == {"videos": "http://testserver/api/videos/", "uploads": "http://testserver/api/uploads/"}
+    assert api.get("/").status_code == 200
+
+
 def test_the_schema_validates():
     from django.core.management import call_command
 

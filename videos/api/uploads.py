@@ -38,7 +38,7 @@ class UploadSerializer(serializers.ModelSerializer):
         if target["method"] == "local-chunked":
             # The server receives these chunks itself, at this address.
             request = self.context["request"]
-            target["url"] = request.build_absolute_uri(reverse("upload-content", args=[session.pk]))
+            target["url"] = request.build_absolute_uri(reverse("api:upload-content", args=[session.pk]))
         return target
 
 
