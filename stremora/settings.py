@@ -191,7 +191,7 @@ REST_FRAMEWORK = {
     # Proxies in front of the server: throttles count the client address as the
     # outermost of them saw it. 0 ignores X-Forwarded-For, which a client can forge.
     "NUM_PROXIES": CONFIG.num_proxies,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "videos.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "videos.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -210,6 +210,10 @@ SPECTACULAR_SETTINGS = {
     # The docs page's Swagger UI is served from this site, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "videos.api.schema.document_limits",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "StorageProviderEnum": "videos.models.StorageProvider",
         "UploadStatusEnum": "videos.models.UploadSession.Status",

@@ -6,3 +6,5 @@ urlpatterns = [
     path("api/", include("videos.api.urls")),
     path("", include("videos.urls")),
 ]
+
+handler404 = "videos.api.errors.page_not_found"

@@ -57,7 +57,10 @@ class BoundedSearchFilter(filters.SearchFilter):
     max_term_length = 100
 
     def get_search_terms(self, request):
-        terms = super().get_search_terms(request)
+        try:
+            terms = super().get_search_terms(request)
+        except ValidationError as exc:  # DRF's check of the text (a null character) names no field
+            raise ValidationError({self.search_param: exc.detail}) from None
         if len(terms) > self.max_terms:
             raise ValidationError({self.search_param: [f"Search for at most {self.max_terms} words at a time."]})
         if any(len(term) > self.max_term_length for term in terms):

@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -9,13 +9,34 @@ from rest_framework.views import APIView
 from storage_backends import providers
 from storage_backends.breaker import CircuitBreaker
 from videos import services
+from videos.api import errors
 from videos.api.filters import VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
-from videos.api.serializers import HealthSerializer, VideoSerializer, VideoUpdateSerializer
+from videos.api.serializers import (
+    HealthSerializer,
+    VideoMetadataSerializer,
+    VideoSerializer,
+    VideoUpdateSerializer,
+)
 from videos.api.throttling import LOGIN_THROTTLES, first_refusal, retry_after
 from videos.models import Video
 
 
+# A file travels only in a multipart body; JSON can carry the metadata of a change.
+@extend_schema_view(
+    create=extend_schema(
+        request={"multipart/form-data": VideoSerializer},
+        responses={201: VideoSerializer, **errors.answers(503)},
+    ),
+    update=extend_schema(
+        request={"multipart/form-data": VideoUpdateSerializer, "application/json": VideoMetadataSerializer},
+        responses={200: VideoSerializer, **errors.answers(503)},
+    ),
+    partial_update=extend_schema(
+        request={"multipart/form-data": VideoUpdateSerializer, "application/json": VideoMetadataSerializer},
+        responses={200: VideoSerializer, **errors.answers(503)},
+    ),
+)
 class VideoViewSet(viewsets.ModelViewSet):
     """Videos: published ones for everyone, one's own too when signed in, all for staff."""
 
@@ -74,7 +95,12 @@ class HealthView(APIView):
     permission_classes = [permissions.AllowAny]
     throttle_classes = []
 
-    @extend_schema(responses=HealthSerializer)
+    @extend_schema(
+        responses={
+            200: HealthSerializer,
+            503: OpenApiResponse(HealthSerializer, "No configured provider is available (`status` is down)."),
+        }
+    )
     def get(self, request):
         report = provider_health()
         configured = [provider for provider in report if provider["configured"]]
