@@ -167,7 +167,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=UploadStartSerializer, responses={201: UploadSerializer, **errors.answers(429, 503)})
     def create(self, request):
-        start = UploadStartSerializer(data=request.data)
+        start = UploadStartSerializer(data=request.data, context=self.get_serializer_context())
         start.is_valid(raise_exception=True)
         session = upload_sessions.start_upload(request.user, **start.validated_data)
         return self._answer(session, status.HTTP_201_CREATED)
@@ -186,7 +186,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def parts(self, request, pk=None):
         session = self.get_object()
-        numbers = PartNumbersSerializer(data=request.data)
+        numbers = PartNumbersSerializer(data=request.data, context=self.get_serializer_context())
         numbers.is_valid(raise_exception=True)
         return Response({"parts": upload_sessions.sign_parts(session, numbers.validated_data["numbers"])})
 
@@ -194,7 +194,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def fail(self, request, pk=None):
         session = self.get_object()
-        report = FailSerializer(data=request.data)
+        report = FailSerializer(data=request.data, context=self.get_serializer_context())
         report.is_valid(raise_exception=True)
         return self._answer(upload_sessions.fail_over(session, report.validated_data["reason"]))
 
