@@ -33,6 +33,10 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+# What a search looks in, in the API and on the public list page alike.
+SEARCH_FIELDS = ["title", "description"]
+
+
 class VideoFilter(django_filters.FilterSet):
     storage_provider = django_filters.ChoiceFilter(choices=StorageProvider.choices)
     # A plain number, not a choice of users: a choice filter would list every account

@@ -10,7 +10,7 @@ from storage_backends import providers
 from storage_backends.breaker import CircuitBreaker
 from videos import services
 from videos.api import errors
-from videos.api.filters import VideoFilter
+from videos.api.filters import SEARCH_FIELDS, VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
 from videos.api.serializers import (
     HealthSerializer,
@@ -43,7 +43,7 @@ class VideoViewSet(viewsets.ModelViewSet):
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     filterset_class = VideoFilter
-    search_fields = ["title", "description"]
+    search_fields = SEARCH_FIELDS
     ordering_fields = ["created_at", "title", "size_bytes", "duration_seconds"]
     ordering = ["-created_at", "-id"]
     # Requests that may carry a body past DATA_UPLOAD_MAX_MEMORY_SIZE (videos.upload_limits).
