@@ -202,7 +202,10 @@ SPECTACULAR_SETTINGS = {
         "and simple clients; or a direct upload (`/api/uploads/`), where the client sends the bytes "
         "straight to the storage provider the server picks, in parts it can resume, and the server "
         "checks the file before it writes the video. The Python client `stremora_client` does the "
-        "second for you: `python -m stremora_client upload FILE --title T --url URL --token KEY`."
+        "second for you: `python -m stremora_client upload FILE --title T --url URL --token KEY`.\n\n"
+        "Every answer an operation can give is listed under it, errors included (`detail`, or each "
+        "field's messages for a 400). In a JSON body each value must have the type shown here; "
+        "text never holds a null character."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
