@@ -136,3 +136,11 @@ def test_a_direct_upload_takes_json_only(owner, settings):
     response = owner.post("/api/uploads/", {"filename": "a.mp4", "size": 10}, format="multipart")
 
     assert response.status_code == 415
+
+
+def test_a_direct_upload_of_a_name_with_nothing_to_keep_is_named_video(owner, settings):
+    settings.STORAGE_PROVIDERS = ["local"]
+
+    response = owner.post("/api/uploads/", {"filename": "`.mkv", "size": 10}, format="json")
+
+    assert (response.status_code, response.json()["filename"]) == (201, "video.mkv")
