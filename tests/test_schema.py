@@ -92,6 +92,16 @@ def test_bad_list_parameters_are_a_400_naming_the_parameter(query, field, messag
     assert (response.status_code, response.json()) == (400, {field: [message]})
 
 
+def test_an_empty_filter_filters_nothing_as_the_schema_says(schema, user):
+    Video.objects.create(title="Harbour", owner=user, file=video_upload(), is_published=True)
+    parameters = schema["paths"]["/api/videos/"]["get"]["parameters"]
+
+    empty = {parameter["name"]: "" for parameter in parameters if parameter.get("allowEmptyValue")}
+
+    assert set(empty) == {"storage_provider", "is_published", "owner", "search", "ordering"}
+    assert APIClient().get("/api/videos/", empty).json()["count"] == 1
+
+
 def test_a_large_page_size_gives_the_largest_page():
     assert APIClient().get("/api/videos/", {"page_size": "1000"}).status_code == 200
 

@@ -37,6 +37,12 @@ class AutoSchema(openapi.AutoSchema):
                 response["content"]["text/plain"] = {"schema": {"type": "string"}}
         return dict(sorted(responses.items()))
 
+    def _get_filter_parameters(self):
+        parameters = super()._get_filter_parameters()
+        for parameter in parameters:
+            parameter["allowEmptyValue"] = True  # as a form sends it: ?owner= filters nothing
+        return parameters
+
     def error_statuses(self):
         """The error answers DRF and the request-body middleware give this operation."""
         statuses = {401}  # an unknown token is refused whatever the operation

@@ -177,7 +177,11 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
         session = self.get_object()
         return Response(UploadProgressSerializer(session, context=self.get_serializer_context()).data)
 
-    @extend_schema(responses={204: None, **errors.answers(409)})
+    @extend_schema(
+        description="Abandon the upload: the provider's partial data is removed. The upload stays readable, "
+        "with `status` abandoned.",
+        responses={204: None, **errors.answers(409)},
+    )
     def destroy(self, request, pk=None):
         upload_sessions.abandon(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
