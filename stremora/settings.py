@@ -241,7 +241,7 @@ REST_FRAMEWORK = {
     # Proxies in front of the server: throttles count the client address as the
     # outermost of them saw it. 0 ignores X-Forwarded-For, which a client can forge.
     "NUM_PROXIES": CONFIG.num_proxies,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "videos.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "videos.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -252,7 +252,10 @@ SPECTACULAR_SETTINGS = {
         "and simple clients; or a direct upload (`/api/uploads/`), where the client sends the bytes "
         "straight to the storage provider the server picks, in parts it can resume, and the server "
         "checks the file before it writes the video. The Python client `stremora_client` does the "
-        "second for you: `python -m stremora_client upload FILE --title T --url URL --token KEY`."
+        "second for you: `python -m stremora_client upload FILE --title T --url URL --token KEY`.\n\n"
+        "Every answer an operation can give is listed under it, errors included (`detail`, or each "
+        "field's messages for a 400). In a JSON body each value must have the type shown here; "
+        "text never holds a null character."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -260,6 +263,10 @@ SPECTACULAR_SETTINGS = {
     # The docs page's Swagger UI is served from this site, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "videos.api.schema.document_limits",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "StorageProviderEnum": "videos.models.StorageProvider",
         "UploadStatusEnum": "videos.models.UploadSession.Status",

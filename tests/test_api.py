@@ -172,6 +172,41 @@ def test_filters_search_ordering_and_pages(api, user, other_user):
     assert api.get(LIST_URL, {"storage_provider": "ftp"}).status_code == 400
 
 
+def test_is_published_filters_by_true_or_false(api, user):
+    make_video(user, "Out")
+    make_video(user, "Draft", published=False)
+    owner = client_for(user)
+
+    assert titles(owner.get(LIST_URL, {"is_published": "true"})) == ["Out"]
+    assert titles(owner.get(LIST_URL, {"is_published": "0"})) == ["Draft"]
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"owner": "abc"}, {"owner": ["Enter a whole number."]}),
+        ({"is_published": "-1"}, {"is_published": ["Enter true or false."]}),
+        ({"is_published": "maybe"}, {"is_published": ["Enter true or false."]}),
+    ],
+    ids=["owner-abc", "is_published-minus-1", "is_published-maybe"],
+)
+def test_a_filter_value_of_the_wrong_type_is_a_400(api, user, query, message):
+    make_video(user)
+
+    response = api.get(LIST_URL, query)
+
+    assert (response.status_code, response.json()) == (400, message)
+
+
+@pytest.mark.parametrize("page", ["abc", "0", "2"])
+def test_a_page_that_is_no_page_is_a_404(api, user, page):
+    make_video(user)
+
+    response = api.get(LIST_URL, {"page": page})
+
+    assert (response.status_code, response.json()) == (404, {"detail": "Invalid page."})
+
+
 def test_the_list_costs_the_same_queries_for_1_and_50_videos(api, user, settings, s3_inprocess):
     def queries_for_list():
         with CaptureQueriesContext(connection) as queries:
@@ -236,6 +271,14 @@ def test_schema_and_docs_are_served(api):
     assert docs.status_code == 200
     assert b"cdn.jsdelivr.net" not in docs.content  # works with no internet
     assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content
+
+
+def test_the_api_root_links_each_name_to_the_apis_own_list(api):
+    # The public pages name their list "video-list" too: each lives in its own namespace.
+    links = api.get("/api/", HTTP_ACCEPT="application/json").json()
+
+    assert links == {"videos": "http://testserver/api/videos/", "uploads": "http://testserver/api/uploads/"}
+    assert api.get("/").status_code == 200
 
 
 def test_the_schema_validates():

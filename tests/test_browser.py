@@ -98,6 +98,40 @@ def test_the_player_loads_its_source_and_seeks(browser, site, published):
     assert browser.execute_script("return arguments[0].error", player) is None
 
 
+def test_the_search_box_finds_a_video_and_the_pages_have_an_icon(browser, site, published, user):
+    services.create_video(owner=user, title="Kitchen tour", file=video_upload(), is_published=True)
+    browser.get(site + "/")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == 2
+
+    box = browser.find_element(By.NAME, "search")
+    box.send_keys("dawn")
+    box.submit()
+    WebDriverWait(browser, 10).until(lambda _: "search=dawn" in browser.current_url)
+
+    assert [title.text for title in browser.find_elements(By.CSS_SELECTOR, ".card h2")] == ["Harbour at dawn"]
+    icon_width = browser.execute_async_script(
+        "var done = arguments[arguments.length - 1], icon = new Image();"
+        "icon.onload = function () { done(icon.naturalWidth); }; icon.onerror = function () { done(-1); };"
+        "icon.src = document.querySelector('link[rel=icon]').href;"
+    )
+    assert icon_width == 32
+
+
+def test_the_watch_page_shows_the_duration_and_the_poster(browser, site, published):
+    browser.get(f"{site}/videos/{published.pk}/")
+
+    assert browser.find_element(By.CSS_SELECTOR, "time.duration").text == "0:04"
+    poster = browser.find_element(By.ID, "player").get_attribute("poster")
+    assert poster == site + services.poster_url(published)
+    loaded = browser.execute_async_script(
+        "var done = arguments[arguments.length - 1], image = new Image();"
+        "image.onload = function () { done(image.naturalWidth); }; image.onerror = function () { done(-1); };"
+        "image.src = arguments[0];",
+        poster,
+    )
+    assert loaded > 0
+
+
 def sign_in(browser, site, user):
     from django.conf import settings
     from django.test import Client

@@ -1,6 +1,7 @@
 """The admin's storage dashboard: staff only, linked from the index, its numbers from
 the database and the event record, no provider called to draw it."""
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -100,15 +101,20 @@ def test_the_page_costs_a_bounded_number_of_queries(staff_user, storage_history,
         client.get(DASHBOARD_URL)
 
 
-def test_the_last_sweeps_are_shown_where_housekeeping_records_them(staff_user, monkeypatch):
+def test_the_last_sweeps_are_shown_as_cleanup_orphans_recorded_them(staff_user, media_root):
+    from django.core.management import call_command
+
     from videos import housekeeping
 
     client = signed_in(staff_user)
-    monkeypatch.delattr(housekeeping, "last_sweeps", raising=False)
-    assert "No sweep is recorded in this deployment" in client.get(DASHBOARD_URL).content.decode()
+    assert "No sweep has run yet" in client.get(DASHBOARD_URL).content.decode()
 
-    sweeps = {"s3": {"at": "2026-11-27 03:30", "found": 4, "deleted": 3}}
-    monkeypatch.setattr(housekeeping, "last_sweeps", lambda: sweeps, raising=False)
+    for found in (7, 4):
+        housekeeping.record_sweep("s3", found=found, deleted=found - 1)
+    call_command("cleanup_orphans", "--provider", "local", stdout=io.StringIO())
     page = client.get(DASHBOARD_URL).content.decode()
 
-    assert "<td>s3</td><td>2026-11-27 03:30</td><td class=\"number\">4</td><td class=\"number\">3</td>" in page
+    today = timezone.localtime().strftime("%Y-%m-%d")
+    assert f'<td>s3</td><td>{today}' in page and '<td class="number">4</td><td class="number">3</td>' in page
+    assert '<td class="number">7</td><td class="number">6</td>' in page  # the one before it too
+    assert f'<td>local</td><td>{today}' in page and '<td class="number">0</td><td class="number">0</td>' in page

@@ -20,6 +20,8 @@ NAMES_IN_MANY_SCRIPTS = [
     ("clip.ｍｐ４", "clip.mp4"),  # full-width letters in the extension
     ("../../etc/視頻.mp4", "video.mp4"),
     ("etc／視頻.mp4", "video.mp4"),  # a full-width solidus is a slash once normalised
+    ("`.mkv", "video.mkv"),  # nothing of the name is kept
+    ("#?!.mp4", "video.mp4"),
 ]
 
 

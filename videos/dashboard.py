@@ -19,6 +19,8 @@ from storage_backends import health, registry
 from videos import housekeeping
 from videos.models import PendingDeletion, StorageEvent, Video
 
+SWEEPS_SHOWN = 3  # per provider
+
 CHART_DAYS = 30
 # What counts as an upload: a file that came in, not one copied between providers.
 UPLOAD_VIAS = (StorageEvent.Via.UPLOAD, StorageEvent.Via.DIRECT)
@@ -139,7 +141,7 @@ class StorageDashboard:
     pending_deletions: int
     pending_by_provider: dict
     oldest_pending: object
-    sweeps: list | None  # None: nothing records sweeps in this deployment
+    sweeps: list  # OrphanSweep rows
 
 
 def storage_dashboard(today=None):
@@ -235,12 +237,5 @@ def pending_deletions():
 
 
 def last_sweeps():
-    """The last orphan sweeps' results, as ``videos.housekeeping.last_sweeps()`` keeps
-    them; None where that record is not there."""
-    recorded = getattr(housekeeping, "last_sweeps", None)
-    if recorded is None:
-        return None
-    sweeps = recorded()
-    if isinstance(sweeps, dict):  # one result per provider, keyed by it
-        return [{"provider": provider, **result} for provider, result in sweeps.items()]
-    return list(sweeps)
+    """The last orphan sweeps of each provider, newest first, as ``cleanup_orphans`` recorded them."""
+    return [sweep for sweeps in housekeeping.last_sweeps(SWEEPS_SHOWN).values() for sweep in sweeps]

@@ -70,8 +70,8 @@ class UploadSizeLimitHandler(FileUploadHandler):
 
 
 # The requests that may carry a video: the actions a DRF viewset names in its
-# ``large_body_actions`` (the public list page shares the URL name "video-list", so
-# names cannot tell), and the admin's video forms, which also need a staff session.
+# ``large_body_actions`` (an action, not a URL name, says what a view does with a
+# body), and the admin's video forms, which also need a staff session.
 ADMIN_UPLOAD_URLS = {"admin:videos_video_add", "admin:videos_video_change"}
 
 LENGTH_REQUIRED = (

@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 import filetype
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files.base import ContentFile
 from django.utils.text import get_valid_filename
 from PIL import Image, ImageOps
@@ -103,7 +103,10 @@ def clean_file_name(name, default="video"):
     extension = re.sub(r"[^a-z0-9]", "", extension)[:10]
     extension = f".{extension}" if extension else ""
     root = unicodedata.normalize("NFKD", root).encode("ascii", "ignore").decode().strip(" .")
-    root = get_valid_filename(root) if root else ""
+    try:
+        root = get_valid_filename(root)
+    except SuspiciousFileOperation:  # nothing of the name is valid in a file name ("`", "")
+        root = ""
     root = root.strip("._-")[: MAX_NAME_LENGTH - len(extension)] or default
     return f"{root}{extension}"
 

@@ -15,11 +15,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import DetailView, ListView
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 
 from storage_backends import providers
 from storage_backends.names import qualify
 from videos import metrics as video_metrics
 from videos import services
+from videos.api.filters import SEARCH_FIELDS, BoundedSearchFilter
 from videos.models import StorageProvider, Video
 from videos.ranges import ranged_file_response
 
@@ -34,15 +37,27 @@ MISSING_FILE_ERRORS = {errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOO
 
 
 class VideoListView(ListView):
+    """Published videos, newest first; ``?search=`` finds them as the API's search does."""
+
     template_name = "videos/video_list.html"
     context_object_name = "videos"
     paginate_by = 24
+    search_fields = SEARCH_FIELDS  # read by BoundedSearchFilter
 
     def get_queryset(self):
-        return Video.objects.filter(is_published=True).select_related("owner")
+        videos = Video.objects.filter(is_published=True).select_related("owner")
+        self.search = self.request.GET.get("search", "").strip()
+        self.search_error = None
+        try:
+            return BoundedSearchFilter().filter_queryset(Request(self.request), videos, self)
+        except ValidationError as exc:
+            self.search_error = next(iter(exc.detail.values()))[0]
+            return videos.none()
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        context["search"] = self.search
+        context["search_error"] = self.search_error
         for video in context["videos"]:
             video.poster = services.poster_url(video)
         return context

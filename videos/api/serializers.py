@@ -2,14 +2,21 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from rest_framework import serializers
 
 from videos import services
+from videos.api.fields import StrictBooleanField, StrictCharField
 from videos.models import Video
 from videos.validators import clean_thumbnail, clean_video_file
 
 
 class VideoSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
     file = serializers.FileField(write_only=True, allow_empty_file=False)
     # A file, not an ImageField: clean_thumbnail judges the picture (a Pillow check first
     # would refuse a decompression bomb without saying why).
@@ -17,6 +24,7 @@ class VideoSerializer(serializers.ModelSerializer):
     video_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     owner = serializers.PrimaryKeyRelatedField(read_only=True)
+    is_published = StrictBooleanField(required=False)
 
     class Meta:
         model = Video
@@ -87,6 +95,13 @@ class ProviderCheckSerializer(serializers.Serializer):
     ok = serializers.BooleanField(allow_null=True, help_text="null: another check was under way; ask again.")
     detail = serializers.CharField()
     at = serializers.DateTimeField()
+
+
+class VideoMetadataSerializer(VideoUpdateSerializer):
+    """A change of metadata alone, as JSON (for the schema: a file needs a multipart body)."""
+
+    class Meta(VideoUpdateSerializer.Meta):
+        fields = [name for name in VideoUpdateSerializer.Meta.fields if name not in ("file", "thumbnail")]
 
 
 class ProviderHealthSerializer(serializers.Serializer):

@@ -7,15 +7,19 @@ An upload is its creator's alone: anyone else gets 404.
 import re
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from videos import upload_sessions
+from videos.api import errors
 from videos.api.permissions import may_change
+from videos.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from videos.api.serializers import VideoSerializer
 from videos.models import UploadSession, Video
+from videos.validators import VIDEO_EXTENSIONS
 
 MAX_PARTS_PER_REQUEST = 100
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -38,7 +42,7 @@ class UploadSerializer(serializers.ModelSerializer):
         if target["method"] == "local-chunked":
             # The server receives these chunks itself, at this address.
             request = self.context["request"]
-            target["url"] = request.build_absolute_uri(reverse("upload-content", args=[session.pk]))
+            target["url"] = request.build_absolute_uri(reverse("api:upload-content", args=[session.pk]))
         return target
 
 
@@ -70,16 +74,36 @@ class UploadProgressSerializer(UploadSerializer):
         return received.parts if received else []
 
 
+# What validators.validate_video_name takes: a name, then one of the video extensions.
+VIDEO_FILENAME_PATTERN = rf"^.*[^/\\.]\.({'|'.join(VIDEO_EXTENSIONS)})$"
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 255, "pattern": VIDEO_FILENAME_PATTERN})
+class VideoFilenameField(StrictCharField):
+    pass
+
+
 class UploadStartSerializer(serializers.Serializer):
-    filename = serializers.CharField(max_length=255)
-    size = serializers.IntegerField(min_value=1, help_text="Bytes.")
-    content_type = serializers.CharField(max_length=100, required=False, default="application/octet-stream")
+    filename = VideoFilenameField(max_length=255)
+    # Its maximum, MAX_UPLOAD_MB, is set in the schema by videos.api.schema.document_limits;
+    # a larger size is a 413, as for every upload.
+    size = StrictIntegerField(min_value=1, help_text="Bytes.")
+    # Defaulted in validate(), not with ``default=``: schemathesis reads a property with a
+    # default as a required one.
+    content_type = StrictCharField(max_length=100, required=False, help_text="Defaults to application/octet-stream.")
+
+    def validate(self, data):
+        return {"content_type": "application/octet-stream", **data}
 
 
 class PartNumbersSerializer(serializers.Serializer):
     numbers = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=MAX_PARTS_PER_REQUEST
+        child=StrictIntegerField(min_value=1), allow_empty=False, max_length=MAX_PARTS_PER_REQUEST
     )
+
+
+class ReceivedSerializer(serializers.Serializer):
+    received_bytes = serializers.IntegerField(help_text="Bytes the server holds of the upload.")
 
 
 class SignedPartSerializer(serializers.Serializer):
@@ -92,21 +116,21 @@ class SignedPartsSerializer(serializers.Serializer):
 
 
 class FailSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class UploadedPartSerializer(serializers.Serializer):
-    number = serializers.IntegerField(min_value=1)
-    etag = serializers.CharField(max_length=200)
+    number = StrictIntegerField(min_value=1)
+    etag = StrictCharField(max_length=200)
 
 
 class CompleteSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
-    is_published = serializers.BooleanField(required=False)
+    title = StrictCharField(max_length=200, required=False)
+    description = StrictCharField(required=False, allow_blank=True)
+    is_published = StrictBooleanField(required=False)
     parts = UploadedPartSerializer(many=True, required=False, max_length=10_000)
-    public_id = serializers.CharField(max_length=500, required=False)
-    video = serializers.IntegerField(required=False, help_text="Replace the file of this video.")
+    public_id = StrictCharField(max_length=500, required=False)
+    video = StrictIntegerField(required=False, help_text="Replace the file of this video.")
 
     def validate_video(self, video_id):
         user = self.context["request"].user
@@ -127,6 +151,9 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
     """Direct uploads: the client sends the bytes to the provider the server picks."""
 
     permission_classes = [permissions.IsAuthenticated]
+    # JSON bodies only: a form would read an empty field as a missing one, and cannot
+    # carry the list of parts. A chunk's bytes (``content``) are read as they come.
+    parser_classes = [JSONParser]
     serializer_class = UploadSerializer
     lookup_value_regex = "[0-9a-f-]{36}"
     # A chunk of a local-chunked upload is a large body (videos.upload_limits).
@@ -138,36 +165,40 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
     def _answer(self, session, status_code=status.HTTP_200_OK):
         return Response(UploadSerializer(session, context=self.get_serializer_context()).data, status=status_code)
 
-    @extend_schema(request=UploadStartSerializer, responses={201: UploadSerializer})
+    @extend_schema(request=UploadStartSerializer, responses={201: UploadSerializer, **errors.answers(429, 503)})
     def create(self, request):
-        start = UploadStartSerializer(data=request.data)
+        start = UploadStartSerializer(data=request.data, context=self.get_serializer_context())
         start.is_valid(raise_exception=True)
         session = upload_sessions.start_upload(request.user, **start.validated_data)
         return self._answer(session, status.HTTP_201_CREATED)
 
-    @extend_schema(responses=UploadProgressSerializer)
+    @extend_schema(responses={200: UploadProgressSerializer, **errors.answers(503)})
     def retrieve(self, request, pk=None):
         session = self.get_object()
         return Response(UploadProgressSerializer(session, context=self.get_serializer_context()).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        description="Abandon the upload: the provider's partial data is removed. The upload stays readable, "
+        "with `status` abandoned.",
+        responses={204: None, **errors.answers(409)},
+    )
     def destroy(self, request, pk=None):
         upload_sessions.abandon(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=PartNumbersSerializer, responses=SignedPartsSerializer)
+    @extend_schema(request=PartNumbersSerializer, responses={200: SignedPartsSerializer, **errors.answers(409, 410)})
     @action(detail=True, methods=["post"])
     def parts(self, request, pk=None):
         session = self.get_object()
-        numbers = PartNumbersSerializer(data=request.data)
+        numbers = PartNumbersSerializer(data=request.data, context=self.get_serializer_context())
         numbers.is_valid(raise_exception=True)
         return Response({"parts": upload_sessions.sign_parts(session, numbers.validated_data["numbers"])})
 
-    @extend_schema(request=FailSerializer, responses=UploadSerializer)
+    @extend_schema(request=FailSerializer, responses={200: UploadSerializer, **errors.answers(409, 410, 503)})
     @action(detail=True, methods=["post"])
     def fail(self, request, pk=None):
         session = self.get_object()
-        report = FailSerializer(data=request.data)
+        report = FailSerializer(data=request.data, context=self.get_serializer_context())
         report.is_valid(raise_exception=True)
         return self._answer(upload_sessions.fail_over(session, report.validated_data["reason"]))
 
@@ -182,6 +213,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
                 "background; `GET /api/uploads/{id}/` tells the outcome (`status` completed and `video`, or "
                 "`error`).",
             ),
+            **errors.answers(409, 410, 503),
         },
     )
     @action(detail=True, methods=["post"])
@@ -203,7 +235,13 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         request={"application/octet-stream": bytes},
-        responses={200: OpenApiResponse(description='{"received_bytes": N}')},
+        parameters=[
+            OpenApiParameter(
+                "Content-Range", str, OpenApiParameter.HEADER, required=True,
+                description="The chunk's place in the file: `bytes FIRST-LAST/TOTAL`.",
+            )
+        ],
+        responses={200: ReceivedSerializer, **errors.answers(409, 410)},
     )
     def content(self, request, pk=None):
         """One chunk of a ``local-chunked`` upload, ``Content-Range: bytes A-B/TOTAL``."""

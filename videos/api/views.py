@@ -1,4 +1,5 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -7,20 +8,41 @@ from rest_framework.views import APIView
 
 from storage_backends import health
 from videos import services
-from videos.api.filters import VideoFilter
+from videos.api import errors
+from videos.api.filters import SEARCH_FIELDS, VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
-from videos.api.serializers import HealthSerializer, VideoSerializer, VideoUpdateSerializer
+from videos.api.serializers import (
+    HealthSerializer,
+    VideoMetadataSerializer,
+    VideoSerializer,
+    VideoUpdateSerializer,
+)
 from videos.api.throttling import LOGIN_THROTTLES, first_refusal, retry_after
 from videos.models import Video
 
 
+# A file travels only in a multipart body; JSON can carry the metadata of a change.
+@extend_schema_view(
+    create=extend_schema(
+        request={"multipart/form-data": VideoSerializer},
+        responses={201: VideoSerializer, **errors.answers(503)},
+    ),
+    update=extend_schema(
+        request={"multipart/form-data": VideoUpdateSerializer, "application/json": VideoMetadataSerializer},
+        responses={200: VideoSerializer, **errors.answers(503)},
+    ),
+    partial_update=extend_schema(
+        request={"multipart/form-data": VideoUpdateSerializer, "application/json": VideoMetadataSerializer},
+        responses={200: VideoSerializer, **errors.answers(503)},
+    ),
+)
 class VideoViewSet(viewsets.ModelViewSet):
     """Videos: published ones for everyone, one's own too when signed in, all for staff."""
 
     permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsOwnerOrStaffOrReadOnly]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     filterset_class = VideoFilter
-    search_fields = ["title", "description"]
+    search_fields = SEARCH_FIELDS
     ordering_fields = ["created_at", "title", "size_bytes", "duration_seconds"]
     ordering = ["-created_at", "-id"]
     # Requests that may carry a body past DATA_UPLOAD_MAX_MEMORY_SIZE (videos.upload_limits).
@@ -72,7 +94,10 @@ class HealthView(APIView):
                 f"check, within {health.CHECK_TIMEOUT:g} s; the answers are reused for {health.CHECK_CACHE_SECONDS} s.",
             )
         ],
-        responses={200: HealthSerializer, 503: HealthSerializer},
+        responses={
+            200: HealthSerializer,
+            503: OpenApiResponse(HealthSerializer, "No configured provider is available (`status` is down)."),
+        },
     )
     def get(self, request):
         staff = request.user.is_staff
