@@ -159,6 +159,16 @@ def test_check_is_ignored_for_anyone_but_staff(api, user, caller, cloudinary_and
     assert cloudinary_and_local.requests["ping"] == 0
 
 
+@pytest.mark.parametrize("value", ["null", "maybe", "2"])
+def test_a_check_that_is_not_true_or_false_is_a_400_for_anyone(api, staff_user, value, cloudinary_and_local):
+    for client in (api, client_for(staff_user)):
+        response = client.get(f"/api/health/?check={value}")
+
+        assert response.status_code == 400
+        assert response.json() == {"check": ["Must be a valid boolean."]}
+    assert cloudinary_and_local.requests["ping"] == 0
+
+
 def test_a_check_that_hangs_is_reported_after_the_timeout(staff_user, cloudinary_and_local, monkeypatch):
     monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.5)
     cloudinary_and_local.fail("hang", actions=["ping"])

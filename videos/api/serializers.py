@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
 
+from storage_backends import health
+
 from videos import services
 from videos.api.fields import StrictBooleanField, StrictCharField
 from videos.models import Video
@@ -141,6 +143,15 @@ class ProviderHealthSerializer(serializers.Serializer):
 
 def _timestamp(seconds):
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=dt_timezone.utc).isoformat()
+
+
+class HealthQuerySerializer(serializers.Serializer):
+    check = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Staff only (ignored for anyone else): also run each configured provider's cheap check, within "
+        f"{health.CHECK_TIMEOUT:g} s; the answers are reused for {health.CHECK_CACHE_SECONDS} s.",
+    )
 
 
 class HealthSerializer(serializers.Serializer):

@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -12,6 +12,7 @@ from videos.api import errors
 from videos.api.filters import SEARCH_FIELDS, VideoFilter
 from videos.api.permissions import IsOwnerOrStaffOrReadOnly
 from videos.api.serializers import (
+    HealthQuerySerializer,
     HealthSerializer,
     VideoMetadataSerializer,
     VideoSerializer,
@@ -86,22 +87,18 @@ class HealthView(APIView):
     throttle_classes = []
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "check",
-                bool,
-                description="Staff only (ignored for anyone else): also run each configured provider's cheap "
-                f"check, within {health.CHECK_TIMEOUT:g} s; the answers are reused for {health.CHECK_CACHE_SECONDS} s.",
-            )
-        ],
+        parameters=[HealthQuerySerializer],
         responses={
             200: HealthSerializer,
             503: OpenApiResponse(HealthSerializer, "No configured provider is available (`status` is down)."),
+            **errors.answers(400),
         },
     )
     def get(self, request):
+        query = HealthQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         staff = request.user.is_staff
-        if staff and request.query_params.get("check") in ("1", "true"):
+        if staff and query.validated_data["check"]:
             reports = health.checked_reports()
         else:
             reports = health.provider_reports()
