@@ -91,3 +91,31 @@ def test_a_stored_video_is_inspected_through_its_url_without_reading_it_whole(la
     assert info.poster_jpeg and info.poster_jpeg[:2] == b"\xff\xd8"
     assert server.bytes_sent < len(large_video) / 2, (server.bytes_sent, len(large_video))
 
+
+
+def test_a_url_that_cannot_be_read_is_logged_without_its_signature(caplog):
+    """A presigned URL's query is a credential: ffprobe's error names the URL, the log cuts its query."""
+    server = RangeServer(b"")
+
+    class Refusing(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server.httpd.RequestHandlerClass = Refusing
+    url = server.url.replace("signature=abc", "X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=5ecret5ignature")
+    try:
+        with caplog.at_level("INFO", logger="videos.probe"):
+            info = probe.inspect(url)
+    finally:
+        server.close()
+
+    assert (info.duration, info.poster_jpeg) == (None, None)
+    [record] = [record for record in caplog.records if record.name == "videos.probe"]
+    message = record.getMessage()
+    assert "403" in message and "/videos/clip.mp4?…" in message
+    assert "5ecret5ignature" not in message and "AKIAEXAMPLE" not in message

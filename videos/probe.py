@@ -12,6 +12,7 @@ says which bound stopped it.
 import logging
 import os
 import posixpath
+import re
 import resource
 import shutil
 import signal
@@ -35,6 +36,8 @@ PROBE_ANALYZE_MICROSECONDS = 5_000_000  # of the file analysed to find them (-an
 PROBE_READ_MICROSECONDS = 10_000_000  # one read of a stored file through its URL (-rw_timeout)
 
 # What ffmpeg says when an allocation fails under the address-space limit.
+# The query of a URL in a tool's message: a presigned URL's signature and credential.
+URL_QUERY = re.compile(r"(https?://[^\s?]*)\?\S*")
 OUT_OF_MEMORY_MESSAGES = ("Cannot allocate memory", "get_buffer() failed", "Out of memory", "std::bad_alloc")
 
 
@@ -102,11 +105,16 @@ def inspect(source, want_poster=True) -> MediaInfo:
             duration = _duration(path, deadline)
             poster = _poster(path, duration, deadline) if want_poster else None
     except LimitReached as exc:
-        logger.warning("Stopped inspecting %s: %s; it is stored without %s", name, exc,
+        logger.warning("Stopped inspecting %s: %s; it is stored without %s", name, without_url_queries(exc),
                        "a poster" if duration is not None else "a duration or a poster")
     except (ToolFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
-        logger.info("Could not inspect %s: %s", name, exc)
+        logger.info("Could not inspect %s: %s", name, without_url_queries(exc))
     return MediaInfo(duration, poster)
+
+
+def without_url_queries(message):
+    """``message`` with the query of every URL in it cut (``https://host/key?…``)."""
+    return URL_QUERY.sub(r"\1?…", str(message))
 
 
 def _input_bounds(path):
