@@ -78,6 +78,8 @@ class Config:
     upload_session_ttl: int
     https_only: bool
     num_proxies: int
+    celery_broker_url: str | None = field(repr=False)
+    storage_cleanup_delete: bool
 
 
 class _Reader:
@@ -141,6 +143,16 @@ class _Reader:
             # The value may carry credentials (user:password@host): never echo it.
             raise ConfigError(f"{name} must be an http:// or https:// URL with a host.")
         return value.rstrip("/")
+
+    def redis_url(self, name: str) -> str | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            # The value may carry a password (redis://:password@host): never echo it.
+            raise ConfigError(f"{name} must be a redis:// or rediss:// URL with a host, such as redis://localhost:6379/0.")
+        return value
 
     def database(self, name: str, default: str, base_dir: Path) -> dict:
         url = self.optional(name) or default
@@ -284,4 +296,6 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         upload_session_ttl=reader.integer("UPLOAD_SESSION_TTL", 86400, minimum=60),
         https_only=reader.boolean("HTTPS_ONLY", False),
         num_proxies=reader.integer("NUM_PROXIES", 0, minimum=0),
+        celery_broker_url=reader.redis_url("CELERY_BROKER_URL"),
+        storage_cleanup_delete=reader.boolean("STORAGE_CLEANUP_DELETE", False),
     )

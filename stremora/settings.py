@@ -6,6 +6,7 @@ The variables are documented in ``.env.example``.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -143,6 +144,43 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+
+# Background jobs (videos/jobs.py) on Celery. With a broker they go to
+# `celery -A stremora worker` processes, and `celery -A stremora beat` sends the
+# periodic ones; without one every job runs inline, in the process that asks for it.
+CELERY_TASK_ALWAYS_EAGER = CONFIG.celery_broker_url is None
+CELERY_BROKER_URL = CONFIG.celery_broker_url or "memory://"  # inline, no job reaches it
+# A job acknowledged only once it has run, and given back when its worker dies, runs
+# again elsewhere: every job is idempotent. One job at a time per worker process, so a
+# long move never holds others back behind it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # outcomes are written on the rows (Video.move_status, processing)
+CELERY_RESULT_EXPIRES = None  # no result backend: nothing for beat to clean up
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below stays in charge
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Asking for a job must not hang a request when Redis is down: a few seconds, then the
+# caller records that the job could not be queued (videos/job_queue.py).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+# Redis hands a job that was taken but not acknowledged to another worker after the
+# visibility timeout: it must be longer than the longest job (a move of the largest
+# file), or a job still running is started a second time (harmless, only wasted work:
+# the second waits for the row lock of the first).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60, "socket_connect_timeout": 2}
+CELERY_BEAT_SCHEDULE = {
+    "retry-deletions": {"task": "videos.jobs.retry_deletions", "schedule": timedelta(minutes=10)},
+    "process-pending-uploads": {"task": "videos.jobs.process_pending_uploads", "schedule": timedelta(minutes=10)},
+    "sweep-expired-uploads": {"task": "videos.jobs.sweep_expired_uploads", "schedule": timedelta(hours=1)},
+    "cleanup-orphans": {"task": "videos.jobs.cleanup_orphans", "schedule": timedelta(days=1)},
+    "verify-files": {"task": "videos.jobs.verify_files", "schedule": timedelta(days=1)},
+}
+# The daily orphan sweep deletes what it finds only when this is on; else it reports.
+STORAGE_CLEANUP_DELETE = CONFIG.storage_cleanup_delete
 
 # Error pages (DEBUG) and error e-mails blank credentials, those inside URLs too.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "stremora.error_reports.CredentialMaskingFilter"

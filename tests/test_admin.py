@@ -183,7 +183,7 @@ def test_move_action_moves_the_selected_videos(admin_client, staff_user, setting
         follow=True,
     )
 
-    assert [str(message) for message in response.context["messages"]] == ["Moved 1 video(s) to s3; 0 failed."]
+    assert [str(message) for message in response.context["messages"]] == ["Moved 1 video(s) to Amazon S3."]
     video.refresh_from_db()
     assert video.storage_provider == "s3"
     keys = [item["Key"] for item in s3_inprocess.list_objects_v2(Bucket="stremora-test")["Contents"]]
@@ -228,8 +228,9 @@ def test_moving_a_video_whose_file_is_gone_reports_it_and_moves_the_rest(
     )
 
     shown = [str(message) for message in response.context["messages"]]
-    assert shown[0].startswith("Gone: FileNotFoundError")
-    assert shown[-1] == "Moved 1 video(s) to s3; 1 failed."
+    assert shown[0] == "Moved 1 video(s) to Amazon S3."
+    assert shown[1].startswith("Gone: not moved to Amazon S3: FileNotFoundError")
+    assert len(shown) == 2
     assert Video.objects.get(pk=kept.pk).storage_provider == "s3"
     assert Video.objects.get(pk=gone.pk).storage_provider == "local"
 

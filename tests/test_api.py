@@ -83,8 +83,9 @@ def test_a_video_reads_as_the_contract_says(api, user):
 
     assert set(body) == {
         "id", "title", "description", "video_url", "thumbnail_url", "storage_provider", "size_bytes",
-        "content_type", "duration_seconds", "is_published", "owner", "created_at", "updated_at",
+        "content_type", "duration_seconds", "processing", "is_published", "owner", "created_at", "updated_at",
     }
+    assert body["processing"] == "done"
     assert body["video_url"].startswith("http://testserver/media/videos/")
     assert body["thumbnail_url"] is None
     assert (body["storage_provider"], body["owner"]) == ("local", user.pk)

@@ -8,6 +8,7 @@ from django.db import models
 from django.http import HttpResponseRedirect, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from storage_backends import providers
 from storage_backends.chain import describe_failure
@@ -15,12 +16,13 @@ from storage_backends.errors import ProviderNotConfigured, StorageUnavailable
 from storage_backends.names import PROVIDER_NAMES
 from videos import services, upload_sessions
 from videos.housekeeping import missing_files
-from videos.models import PendingDeletion, UploadSession, Video
+from videos.models import MoveStatus, PendingDeletion, StorageProvider, UploadSession, Video
 from videos.validators import THUMBNAIL_FORMATS, clean_thumbnail, clean_video_file
 
 logger = logging.getLogger(__name__)
 
 BADGE_COLOURS = {"cloudinary": "#3448c5", "s3": "#c7511f", "local": "#5a6268"}
+MOVE_COLOURS = {"queued": "#5a6268", "moving": "#3448c5", "done": "#2e7d32", "failed": "#c62828"}
 
 
 class StoredFileWidget(AdminFileWidget):
@@ -134,20 +136,35 @@ class VideoAdminForm(forms.ModelForm):
 
 
 def move_action(provider):
+    provider_label = StorageProvider(provider).label
+
     def move_to(modeladmin, request, queryset):
-        moved = failed = 0
-        for video in queryset:
-            try:
-                moved += services.move_video(video, provider)
-            except Exception as exc:  # one video's trouble must not stop the others
-                failed += 1
-                modeladmin.message_user(request, f"{video}: {describe_failure(exc)}", messages.ERROR)
-        modeladmin.message_user(
-            request, f"Moved {moved} video(s) to {provider}; {failed} failed.", messages.WARNING if failed else messages.SUCCESS
+        outcome = services.queue_moves(queryset, provider)
+        # Without a job queue the moves ran inline already: say how they ended.
+        statuses = dict(
+            Video.objects.filter(pk__in=[video.pk for video in outcome.queued]).values_list("pk", "move_status")
         )
+        waiting = [video for video in outcome.queued if statuses.get(video.pk) in (MoveStatus.QUEUED, MoveStatus.MOVING)]
+        moved = [video for video in outcome.queued if statuses.get(video.pk) == MoveStatus.DONE]
+        failed = [video for video in outcome.queued if statuses.get(video.pk) == MoveStatus.FAILED]
+        if waiting:
+            modeladmin.message_user(
+                request, f"Queued {len(waiting)} video(s) for a move to {provider_label}.", messages.SUCCESS
+            )
+        if moved:
+            modeladmin.message_user(request, f"Moved {len(moved)} video(s) to {provider_label}.", messages.SUCCESS)
+        if outcome.already_there:
+            modeladmin.message_user(
+                request, f"{len(outcome.already_there)} video(s) already on {provider_label}: nothing to move.", messages.INFO
+            )
+        for video in failed + outcome.unsent:
+            video.refresh_from_db(fields=["move_detail"])
+            modeladmin.message_user(
+                request, f"{video}: not moved to {provider_label}: {video.move_detail}", messages.ERROR
+            )
 
     move_to.__name__ = f"move_to_{provider}"
-    move_to.short_description = f"Move to {dict(Video._meta.get_field('storage_provider').choices)[provider]}"
+    move_to.short_description = f"Move to {provider_label}"
     return move_to
 
 
@@ -167,7 +184,7 @@ class VideoAdmin(admin.ModelAdmin):
         models.FileField: {"widget": StoredFileWidget},
         models.ImageField: {"widget": StoredFileWidget},  # the admin's own default would win otherwise
     }
-    list_display = ("title", "owner", "provider_badge", "size", "is_published", "created_at")
+    list_display = ("title", "owner", "provider_badge", "move", "size", "is_published", "created_at")
     list_filter = ("storage_provider", "is_published")
     search_fields = ("title", "description")
     list_select_related = ("owner",)
@@ -179,6 +196,8 @@ class VideoAdmin(admin.ModelAdmin):
         "size",
         "content_type",
         "duration",
+        "processing_state",
+        "move",
         "created_at",
         "updated_at",
     )
@@ -187,7 +206,7 @@ class VideoAdmin(admin.ModelAdmin):
         ("Files", {"fields": ("player", "file", "thumbnail", "upload_session", "upload_report")}),
         (
             "Storage",
-            {"fields": ("storage_provider", "size", "content_type", "duration")},
+            {"fields": ("storage_provider", "size", "content_type", "duration", "processing_state", "move")},
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
@@ -219,6 +238,27 @@ class VideoAdmin(admin.ModelAdmin):
             '<span class="provider-badge" style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>',
             BADGE_COLOURS.get(video.storage_provider, "#333"),
             video.get_storage_provider_display(),
+        )
+
+    @admin.display(description="processing", ordering="processing")
+    def processing_state(self, video):
+        if video.processing_error:
+            return f"{video.get_processing_display()}: {video.processing_error}"
+        return video.get_processing_display()
+
+    @admin.display(description="move", ordering="move_updated_at")
+    def move(self, video):
+        """The last move asked for: where to, how it stands, why it failed, when."""
+        if not video.move_status:
+            return self.get_empty_value_display()
+        return format_html(
+            '<span class="move-status" style="color:{}" title="{}">{} to {}</span>{}<br><small>{}</small>',
+            MOVE_COLOURS.get(video.move_status, "#333"),
+            video.move_updated_at.strftime("%Y-%m-%d %H:%M:%S UTC") if video.move_updated_at else "",
+            video.get_move_status_display(),
+            video.get_move_target_display(),
+            f": {video.move_detail}" if video.move_detail else "",
+            f"{timesince(video.move_updated_at)} ago" if video.move_updated_at else "",
         )
 
     @admin.display(description="playback")

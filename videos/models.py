@@ -17,6 +17,23 @@ class StorageProvider(models.TextChoices):
     LOCAL = "local", "Local disk"
 
 
+class Processing(models.TextChoices):
+    """Where a video's duration and poster stand after an upload (``jobs.process_upload``)."""
+
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class MoveStatus(models.TextChoices):
+    """Where the last move asked for a video stands (``jobs.move_video``)."""
+
+    QUEUED = "queued", "Queued"
+    MOVING = "moving", "Moving"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
 class VideoQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Published videos for everyone, one's own too when signed in, all for staff."""
@@ -54,6 +71,22 @@ class Video(models.Model):
     content_type = models.CharField(max_length=100, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     is_published = models.BooleanField(default=False)
+    # Duration and poster of the current file: cut in the upload's request without a
+    # job queue, by a worker with one; "failed" says why in processing_error.
+    processing = models.CharField(
+        max_length=10, choices=Processing.choices, default=Processing.DONE, db_default=Processing.DONE, editable=False
+    )
+    processing_error = models.TextField(blank=True, default="", db_default="", editable=False)
+    # The last move asked for (the admin's "Move to …", migrate_storage --queue): to
+    # which provider, how it stands, why it failed (or is being retried), and when.
+    move_status = models.CharField(
+        max_length=10, choices=MoveStatus.choices, blank=True, default="", db_default="", editable=False
+    )
+    move_target = models.CharField(
+        max_length=20, choices=StorageProvider.choices, blank=True, default="", db_default="", editable=False
+    )
+    move_detail = models.TextField(blank=True, default="", db_default="", editable=False)
+    move_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

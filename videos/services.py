@@ -24,16 +24,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from storage_backends.chain import describe_failure
-from storage_backends.errors import ProviderNotConfigured
+from storage_backends.errors import FailureKind, ProviderNotConfigured, StorageUnavailable
 from storage_backends.names import LEGACY_PROVIDER, provider_of, qualify, split
-from videos import probe
-from videos.models import PendingDeletion, StorageProvider, Video, remove_stored_files
+from videos import job_queue, probe
+from videos.models import MoveStatus, PendingDeletion, Processing, StorageProvider, Video, remove_stored_files
 
 logger = logging.getLogger(__name__)
 
 # Retry delays for a failed removal: 1, 2, 4 … minutes, at most a day apart.
 RETRY_BASE_DELAY = timedelta(minutes=1)
 RETRY_MAX_DELAY = timedelta(days=1)
+# A video's processing still pending after this long lost its job: it is asked for again.
+PENDING_PROCESSING_GRACE = timedelta(minutes=10)
 
 
 def describe_file(uploaded_file) -> tuple[int, str]:
@@ -96,14 +98,20 @@ def save_video(video: Video, *, file_changed: bool, content_type=None, stored_fi
         video.thumbnail = None  # a frame of the old file; one of the new file is cut below
         video.thumbnail_generated = False
     stored = video.store_new_files()
+    process_later = file_changed and bool(video.file) and job_queue.has_workers()
     try:
-        if file_changed and video.file:
+        if process_later:
+            video.duration_seconds, video.processing, video.processing_error = None, Processing.PENDING, ""
+        elif file_changed and video.file:
             stored += _add_media_details(video, media_source, duration)
+            video.processing, video.processing_error = Processing.DONE, ""
         ensure_usable_connection()
         with transaction.atomic():
             replaced = _replaced_names(video)
             video.save()
             remove_files_after_commit(replaced)
+            if process_later:
+                job_queue.send_after_commit("process_upload", video.pk)
     except BaseException:
         remove_stored_files(stored)
         raise
@@ -142,6 +150,64 @@ def _add_media_details(video: Video, source, duration=None) -> list:
             video.thumbnail_generated = True
             return video.store_new_files()
     return []
+
+
+def process_upload(video_id) -> bool:
+    """Duration and poster of a video whose processing is pending, from its stored file;
+    whether this run recorded them.
+
+    Safe to run again: a video done already is left alone. The results are written
+    only if the video still has the file (and thumbnail) they were found for: when an
+    upload replaced it meanwhile, the poster cut here is removed and that upload's own
+    job processes the new file. Errors propagate (``jobs.process_upload`` retries).
+    """
+    video = Video.objects.filter(pk=video_id).first()
+    if video is None or video.processing == Processing.DONE or not video.file:
+        return False
+    file_name, thumbnail_name = video.file.name, video.thumbnail.name or ""
+    stored = _add_media_details(video, _readable_source(file_name))
+    try:
+        recorded = Video.objects.filter(
+            pk=video_id, file=file_name, thumbnail=thumbnail_name, processing__in=(Processing.PENDING, Processing.FAILED)
+        ).update(
+            duration_seconds=video.duration_seconds,
+            thumbnail=video.thumbnail.name or "",
+            thumbnail_generated=video.thumbnail_generated,
+            processing=Processing.DONE,
+            processing_error="",
+            updated_at=timezone.now(),
+        )
+    except BaseException:
+        remove_stored_files(stored)
+        raise
+    if not recorded:
+        remove_stored_files(stored)
+    return bool(recorded)
+
+
+def record_processing_failure(video_id, reason) -> None:
+    """A video's processing gave up: it stays playable, without duration or poster."""
+    Video.objects.filter(pk=video_id, processing=Processing.PENDING).update(
+        processing=Processing.FAILED, processing_error=reason, updated_at=timezone.now()
+    )
+
+
+def resend_pending_processing(older_than=PENDING_PROCESSING_GRACE) -> int:
+    """Ask again for the processing of videos pending longer than ``older_than`` (its job
+    could not be queued, or was lost); returns how many were asked for."""
+    pending = Video.objects.filter(processing=Processing.PENDING, updated_at__lt=timezone.now() - older_than)
+    ids = list(pending.values_list("pk", flat=True))
+    for video_id in ids:
+        job_queue.send("process_upload", video_id)
+    return len(ids)
+
+
+def _readable_source(name) -> str:
+    """A path or URL from which ffprobe and ffmpeg read the stored file ``name``."""
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:  # not on local disk
+        return default_storage.url(name)
 
 
 def stored_file_url(field_file) -> str:
@@ -241,6 +307,91 @@ def move_video(video: Video, to_provider: str) -> bool:
             remove_stored_file(name)
         raise
     video.refresh_from_db()
+    return True
+
+
+@dataclass(frozen=True)
+class QueuedMoves:
+    """What ``queue_moves`` did: videos queued, already on the target, not queued."""
+
+    queued: list
+    already_there: list
+    unsent: list
+
+
+def is_on(video: Video, provider: str) -> bool:
+    """Whether every file of ``video`` is stored on ``provider`` (nothing to move)."""
+    return all(
+        provider_of(field_file.name) == provider for field_file in (video.file, video.thumbnail) if field_file
+    )
+
+
+def queue_moves(videos, to_provider: str) -> QueuedMoves:
+    """Ask for a ``move_video`` job per video not on ``to_provider`` yet, each marked
+    queued first; the admin's "Move to …" and ``migrate_storage --queue`` use it.
+
+    Without a job queue the moves run inline, one after the other, before this returns.
+    """
+    queued, already_there, unsent = [], [], []
+    for video in videos:
+        if is_on(video, to_provider):
+            already_there.append(video)
+            continue
+        record_move(video.pk, MoveStatus.QUEUED, to_provider=to_provider)
+
+        def not_queued(reason, video=video):
+            record_move(video.pk, MoveStatus.FAILED, f"Could not queue the move: {reason}")
+            unsent.append(video)
+
+        if job_queue.send("move_video", video.pk, to_provider, on_unsent=not_queued):
+            queued.append(video)
+    return QueuedMoves(queued, already_there, unsent)
+
+
+def record_move(video_id, status, detail="", *, to_provider=None) -> None:
+    """Write how a video's move stands (shown in the admin)."""
+    fields = {"move_status": status, "move_detail": detail, "move_updated_at": timezone.now()}
+    if to_provider is not None:
+        fields["move_target"] = to_provider
+    Video.objects.filter(pk=video_id).update(**fields)
+
+
+class MoveInterrupted(Exception):
+    """A move failed for a reason that may pass (a provider fault, a copy that did not
+    match, another mover holding the video): worth trying again later."""
+
+
+def run_move(video_id, to_provider: str) -> None:
+    """One attempt of a queued move, its status recorded: moving, then done.
+
+    Raises MoveInterrupted (with a credential-free reason) when trying again may
+    succeed; any other exception is lasting (the target lost its settings, the
+    source file is gone).
+    """
+    video = Video.objects.filter(pk=video_id).first()
+    if video is None:
+        return  # deleted meanwhile: nothing left to move
+    record_move(video_id, MoveStatus.MOVING, to_provider=to_provider)
+    try:
+        moved = move_video(video, to_provider)
+    except Exception as exc:
+        if _worth_retrying(exc):
+            raise MoveInterrupted(describe_failure(exc)) from exc
+        raise
+    if not moved:
+        current = Video.objects.filter(pk=video_id).first()
+        if current is None:
+            return
+        if not is_on(current, to_provider):
+            raise MoveInterrupted("another move of this video is under way")
+    record_move(video_id, MoveStatus.DONE)
+
+
+def _worth_retrying(exc) -> bool:
+    if isinstance(exc, (ProviderNotConfigured, FileNotFoundError)):
+        return False
+    if isinstance(exc, StorageUnavailable):
+        return any(failure.kind in (FailureKind.FAULT, FailureKind.CIRCUIT_OPEN) for failure in exc.failures)
     return True
 
 

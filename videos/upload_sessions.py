@@ -13,8 +13,9 @@ The API (``/api/uploads/``) and the admin's upload script both go through here:
   declared size, within ``MAX_UPLOAD_MB``, a video by its first bytes. A file that
   fails a check is removed. Then the row is written as a proxied upload writes it
   (``services.save_video``), so URLs, deletes, moves and housekeeping work unchanged.
-  ``complete_later`` does the same on a background thread, so that a web worker does
-  not wait while the provider joins a large file's parts;
+  ``complete_later`` does the same in the background (a job, or a thread without a
+  job queue), so that a web worker does not wait while the provider joins a large
+  file's parts;
 - ``sweep_expired``: sessions past ``UPLOAD_SESSION_TTL`` are abandoned, and what they
   left on their providers removed (``cleanup_orphans``).
 """
@@ -37,7 +38,7 @@ from storage_backends.chain import describe_failure
 from storage_backends.direct import DirectUploadRefused
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
-from videos import background, services
+from videos import background, job_queue, services
 from videos.upload_limits import max_upload_bytes
 from videos.models import UploadSession, Video
 from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
@@ -289,8 +290,12 @@ def complete(session, *, video=None, parts=None, public_id=None, **fields):
 
 
 def complete_later(session, *, video=None, parts=None, public_id=None, **fields):
-    """``complete`` on a background thread (``videos.background``): the session is
-    claimed now, and its ``status`` (and ``video``, or ``error``) tell the outcome."""
+    """``complete`` in the background: the session is claimed now, and its ``status``
+    (and ``video``, or ``error``) tell the outcome.
+
+    With a job queue a worker completes it (``jobs.complete_upload``); without one, a
+    thread of this process (``videos.background``), so the request answers at once.
+    """
     _claim(session)
     session.completion = {
         "video": video.pk if video is not None else None,
@@ -299,12 +304,28 @@ def complete_later(session, *, video=None, parts=None, public_id=None, **fields)
         "fields": fields,
     }
     session.save(update_fields=["completion"])
-    background.run(_complete_in_background, session.pk)
+    if not job_queue.has_workers():
+        background.run(complete_asked, session.pk)
+        return session
+
+    def not_queued(reason):
+        UploadSession.objects.filter(pk=session.pk, status=Status.COMPLETING).update(
+            status=Status.UPLOADING,
+            error={"status": 503, "detail": "The upload could not be completed now; ask again to complete it."},
+        )
+
+    job_queue.send_after_commit("complete_upload", session.pk, on_unsent=not_queued)
+    session.refresh_from_db()
     return session
 
 
-def _complete_in_background(session_id):
-    session = UploadSession.objects.select_related("owner").get(pk=session_id)
+def complete_asked(session_id):
+    """Complete the upload as ``complete_later`` asked; its outcome is recorded on the
+    session. Asked again (a job run twice), a session no longer being completed is left
+    alone."""
+    session = UploadSession.objects.select_related("owner").filter(pk=session_id).first()
+    if session is None or session.status != Status.COMPLETING:
+        return
     asked = session.completion
     video = Video.objects.filter(pk=asked["video"]).first() if asked["video"] else None
     try:

@@ -29,12 +29,15 @@ class VideoSerializer(serializers.ModelSerializer):
             "size_bytes",
             "content_type",
             "duration_seconds",
+            "processing",
             "is_published",
             "owner",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["storage_provider", "size_bytes", "content_type", "duration_seconds"]
+        # processing: "pending" while a worker cuts the duration and poster of a new file
+        # (duration_seconds and a thumbnail come with "done"), "failed" if it could not.
+        read_only_fields = ["storage_provider", "size_bytes", "content_type", "duration_seconds", "processing"]
 
     def validate_file(self, uploaded_file):
         try:

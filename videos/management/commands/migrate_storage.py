@@ -20,8 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--from", choices=PROVIDER_NAMES, dest="source", help="Only videos on this provider.")
         parser.add_argument("--limit", type=int, help="Move at most this many videos.")
         parser.add_argument("--dry-run", action="store_true", help="List what would move, move nothing.")
+        parser.add_argument(
+            "--queue", action="store_true", help="Hand each video to the job queue (a move_video job) and return."
+        )
 
-    def handle(self, *args, target, source=None, limit=None, dry_run=False, **options):
+    def handle(self, *args, target, source=None, limit=None, dry_run=False, queue=False, **options):
         if not providers.is_configured(target):
             raise CommandError(f"The {target} provider is not configured")
         if limit is not None and limit < 1:
@@ -35,6 +38,19 @@ class Command(BaseCommand):
             for video in Video.objects.filter(pk__in=ids).order_by("pk"):
                 self.stdout.write(f"would move video {video.pk} ({video.title}) from {video.storage_provider} to {target}")
             self.stdout.write(self.style.SUCCESS(f"{len(ids)} videos would move to {target} (dry run)"))
+            return
+
+        if queue:
+            outcome = services.queue_moves(Video.objects.filter(pk__in=ids).order_by("pk"), target)
+            for video in outcome.unsent:
+                self.stderr.write(f"video {video.pk}: not queued: the job queue did not answer")
+            summary = (
+                f"{len(outcome.queued)} queued for a move to {target}, {len(outcome.already_there)} already there, "
+                f"{len(outcome.unsent)} not queued"
+            )
+            if outcome.unsent:
+                raise CommandError(summary)
+            self.stdout.write(self.style.SUCCESS(summary))
             return
 
         moved = skipped = failed = 0
