@@ -200,14 +200,16 @@ class GunicornServer:
 class CeleryWorker:
     """``celery -A stremora worker`` as a process group of its own, configured by
     ``environment`` (its ``CELERY_BROKER_URL`` names the broker), under a hostname no
-    other worker of the run shares.
+    other worker of the run shares; ``app`` is the module ``-A`` names (the suite's
+    ``tests.worker_app`` gives killed workers' jobs back within seconds).
 
     ``kill()`` is SIGKILL to the whole group, the pool's children with their main
     process, as the kernel's OOM killer or a lost machine would end them: nothing
     acknowledges or hands back the job under way.
     """
 
-    def __init__(self, environment, concurrency=1, pool="prefork", name="worker"):
+    def __init__(self, environment, concurrency=1, pool="prefork", name="worker", app="stremora"):
+        self.app = app
         self.environment = environment
         self.concurrency = concurrency
         self.pool = pool
@@ -219,7 +221,7 @@ class CeleryWorker:
         self._log = tempfile.NamedTemporaryFile(prefix="stremora-celery-", suffix=".log", delete=False)
         self._process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "stremora", "worker",
+                sys.executable, "-m", "celery", "-A", self.app, "worker",
                 "--pool", self.pool,
                 "--concurrency", str(self.concurrency),
                 "--hostname", self.hostname,
