@@ -349,11 +349,17 @@ def queue_moves(videos, to_provider: str) -> QueuedMoves:
 
 
 def record_move(video_id, status, detail="", *, to_provider=None) -> None:
-    """Write how a video's move stands (shown in the admin)."""
+    """Write how a video's move stands (shown in the admin).
+
+    Not while a mover holds the row (``move_video``'s lock): waiting for it would hold
+    a worker for as long as that move takes, and that mover records its own outcome.
+    """
     fields = {"move_status": status, "move_detail": detail, "move_updated_at": timezone.now()}
     if to_provider is not None:
         fields["move_target"] = to_provider
-    Video.objects.filter(pk=video_id).update(**fields)
+    with transaction.atomic():
+        if list(Video.objects.select_for_update(skip_locked=True).filter(pk=video_id).values_list("pk", flat=True)):
+            Video.objects.filter(pk=video_id).update(**fields)
 
 
 class MoveInterrupted(Exception):

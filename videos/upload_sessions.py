@@ -314,7 +314,7 @@ def complete_later(session, *, video=None, parts=None, public_id=None, **fields)
             error={"status": 503, "detail": "The upload could not be completed now; ask again to complete it."},
         )
 
-    job_queue.send_after_commit("complete_upload", session.pk, on_unsent=not_queued)
+    job_queue.send_after_commit("complete_upload", str(session.pk), on_unsent=not_queued)
     session.refresh_from_db()
     return session
 
