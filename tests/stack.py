@@ -22,6 +22,10 @@ from tests.s3_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30
+# The suite's workers (tests.worker_app): seconds before Redis hands a dead worker's
+# job to another, and how many times shorter automatic retries wait than deployed.
+VISIBILITY_TIMEOUT = 12
+RETRY_TIME_SCALE = 10
 
 
 def wait_until(condition, timeout, what):

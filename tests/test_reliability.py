@@ -48,6 +48,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BUCKET = "stremora-test"
 WORKERS = 3
+CELERY_CONCURRENCY = 2  # processes of the worker's pool, with a worker
 BREAKER_FAILURES = 3
 BREAKER_COOLDOWN = 4
 STORAGE_TIMEOUT = 2
@@ -100,7 +101,7 @@ def running_stack(settings, cloudinary_server, s3_server, media_root, worker=Fal
         with contextlib.ExitStack() as processes:
             site = processes.enter_context(GunicornServer(environment, workers=WORKERS))
             celery = (
-                processes.enter_context(CeleryWorker(environment, concurrency=2, app="tests.worker_app"))
+                processes.enter_context(CeleryWorker(environment, concurrency=CELERY_CONCURRENCY, app="tests.worker_app"))
                 if worker else None
             )
             yield Stack(site, redis_server, s3_proxy, cloudinary_server, s3_server, media_root, celery)
@@ -320,7 +321,7 @@ class FaultLog:
     kills: list = field(default_factory=list)  # (pid or None, (from, to)): looking for a busy worker, killing it
 
 
-def cloudinary_attempts_allowed(hang_seconds):
+def cloudinary_attempts_allowed(hang_seconds, uploaders=WORKERS):
     """How many uploads may reach a hanging Cloudinary in ``hang_seconds``, by the breaker's
     contract with its state shared by every worker (through Redis), starting closed.
 
@@ -333,9 +334,12 @@ def cloudinary_attempts_allowed(hang_seconds):
     the previous closed spell began. (A half-open breaker lets one trial through after a
     cool-down: fewer still.) Without a breaker, or with one per process, each worker
     tries about every ``STORAGE_TIMEOUT``.
+
+    With a Celery worker, its pool's processes store posters through the chain too:
+    ``uploaders`` counts them with the gunicorn workers.
     """
     cooldowns_ended = int(hang_seconds // (STORAGE_TIMEOUT + BREAKER_COOLDOWN))
-    return BREAKER_FAILURES + (WORKERS - 1) + WORKERS * cooldowns_ended
+    return BREAKER_FAILURES + (uploaders - 1) + uploaders * cooldowns_ended
 
 
 def drop_idle_database_connections():
@@ -524,8 +528,9 @@ def check_no_upload_lost_and_no_file_orphaned(stack, soak):
     )
 
     # The breaker was shared: once tripped, no worker kept trying the hanging primary.
-    allowed_while_hanging = cloudinary_attempts_allowed(faults.hang_seconds)
-    allowed_before_a_cooldown_could_end = cloudinary_attempts_allowed(0)
+    uploaders = WORKERS + (CELERY_CONCURRENCY if stack.worker is not None else 0)
+    allowed_while_hanging = cloudinary_attempts_allowed(faults.hang_seconds, uploaders)
+    allowed_before_a_cooldown_could_end = cloudinary_attempts_allowed(0, uploaders)
 
     server_errors = sum(count for status, count in ledger.statuses.items() if isinstance(status, int) and status >= 500)
     print(

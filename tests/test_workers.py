@@ -24,8 +24,7 @@ from rest_framework.authtoken.models import Token
 from tests.counting_proxy import CountingProxy
 from tests.factories import sha256, video_upload
 from tests.fault_proxy import FaultProxy
-from tests.stack import ROOT, CeleryWorker, GunicornServer, RedisServer, site_environment, wait_until
-from tests.worker_app import VISIBILITY_TIMEOUT
+from tests.stack import ROOT, VISIBILITY_TIMEOUT, CeleryWorker, GunicornServer, RedisServer, site_environment, wait_until
 from videos import housekeeping, jobs, services
 from videos.models import Video
 

@@ -9,15 +9,14 @@ Two changes of time, none of behaviour:
   schedule's 30 s, 1 min, 2 min become 3, 6 and 12 s (at most: the jitter picks a
   time below), the number of retries unchanged.
 
-Everything else is ``stremora.celery.app`` as deployed.
+Everything else is ``stremora.celery.app`` as deployed. Only the workers import this
+module: importing it changes the app of the process that does.
 """
 
 from celery.app import autoretry
 
 from stremora.celery import app
-
-VISIBILITY_TIMEOUT = 12
-RETRY_TIME_SCALE = 10
+from tests.stack import RETRY_TIME_SCALE, VISIBILITY_TIMEOUT
 
 app.conf.broker_transport_options = {
     **(app.conf.broker_transport_options or {}),
