@@ -1,4 +1,5 @@
-"""The real stack on loopback for the reliability suite: Redis and gunicorn, as processes.
+"""The real stack on loopback for the reliability suite: Redis, gunicorn and Celery
+workers, as processes.
 
 PostgreSQL is the test run's server, S3 is moto's server (``tests.s3_server``) behind a
 ``FaultProxy``, Cloudinary is ``tests.cloudinary_server``: the suite wires them together.
@@ -14,12 +15,17 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 from tests.s3_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30
+# The suite's workers (tests.worker_app): seconds before Redis hands a dead worker's
+# job to another, and how many times shorter automatic retries wait than deployed.
+VISIBILITY_TIMEOUT = 12
+RETRY_TIME_SCALE = 10
 
 
 def wait_until(condition, timeout, what):
@@ -195,6 +201,116 @@ class GunicornServer:
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+class CeleryWorker:
+    """``celery -A stremora worker`` as a process group of its own, configured by
+    ``environment`` (its ``CELERY_BROKER_URL`` names the broker), under a hostname no
+    other worker of the run shares; ``app`` is the module ``-A`` names (the suite's
+    ``tests.worker_app`` gives killed workers' jobs back within seconds).
+
+    ``kill()`` is SIGKILL to the whole group, the pool's children with their main
+    process, as the kernel's OOM killer or a lost machine would end them: nothing
+    acknowledges or hands back the job under way.
+    """
+
+    def __init__(self, environment, concurrency=1, pool="prefork", name="worker", app="stremora"):
+        self.app = app
+        self.environment = environment
+        self.concurrency = concurrency
+        self.pool = pool
+        self.hostname = f"{name}-{uuid.uuid4().hex[:8]}@127.0.0.1"
+        self._process = None
+        self._log = None
+
+    def start(self):
+        self._log = tempfile.NamedTemporaryFile(prefix="stremora-celery-", suffix=".log", delete=False)
+        self._process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", self.app, "worker",
+                "--pool", self.pool,
+                "--concurrency", str(self.concurrency),
+                "--hostname", self.hostname,
+                "--loglevel", "INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.environment,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, children included
+        )
+        wait_until(self._ready, START_TIMEOUT, f"Celery worker {self.hostname} ready")
+        return self
+
+    def _ready(self):
+        if self._process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited:\n{self.log()}")
+        return f"{self.hostname} ready." in self.log()
+
+    @property
+    def pid(self):
+        return self._process.pid
+
+    def pool_pids(self):
+        """The pids of the pool's processes (none with ``--pool solo``)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def kill(self):
+        """SIGKILL the worker and its pool at once; returns the pids that were killed."""
+        pids = [self.pid, *self.pool_pids()]
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._process.wait(timeout=10)
+        wait_until(lambda: not any(is_running(pid) for pid in pids), 10, "the killed worker's processes gone")
+        return pids
+
+    def log(self):
+        if self._log is None:
+            return ""
+        with open(self._log.name, errors="replace") as log:
+            return log.read()
+
+    def stop(self):
+        """A warm shutdown (SIGTERM: the job under way finishes first), SIGKILL past 30 s."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+                try:
+                    self._process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)  # any pool process left behind
+            except ProcessLookupError:
+                pass
+            self._process.wait()
+            self._process = None
+        if self._log is not None:
+            os.unlink(self._log.name)
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def is_running(pid):
+    """Whether ``pid`` is a live process (a zombie waiting for its parent is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def established_socket_inodes(port):

@@ -7,12 +7,19 @@ checked against the database and every provider.
 
 Bounded for the test run (about a minute). ``scripts/test --soak -k reliability``
 runs the long version: more clients, ten minutes.
+
+The same load runs twice: with the jobs inline (no broker: gunicorn cuts each poster in
+the upload's request), and with a Celery worker process on Redis taking
+``process_upload``, some of the uploads then real videos whose duration and poster the
+worker must deliver.
 """
 
+import contextlib
 import json
 import random
 import secrets
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -31,18 +38,23 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from storage_backends import providers
-from tests.factories import MP4_HEADER, sha256
+from tests.factories import MP4_HEADER, real_video, sha256
 from tests.fault_proxy import FaultProxy
-from tests.stack import GunicornServer, RedisServer, site_environment
+from tests.stack import CeleryWorker, GunicornServer, RedisServer, site_environment
+from videos import services
 from videos.models import PendingDeletion, Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BUCKET = "stremora-test"
 WORKERS = 3
+CELERY_CONCURRENCY = 2  # processes of the worker's pool, with a worker
 BREAKER_FAILURES = 3
 BREAKER_COOLDOWN = 4
 STORAGE_TIMEOUT = 2
+REAL_VIDEO_SECONDS = 2
+REAL_VIDEO_SHARE = 0.3  # of the uploads and replacements, with a worker
+PROCESSING_STALL = 60  # seconds the worker may go without ending a pending processing, once the load stops
 
 
 @pytest.fixture
@@ -53,9 +65,24 @@ def soak(request):
 @pytest.fixture
 def stack(settings, cloudinary_server, s3_server, media_root):
     """The whole system on loopback; the test process sees the same providers and database."""
+    with running_stack(settings, cloudinary_server, s3_server, media_root) as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack_with_worker(settings, cloudinary_server, s3_server, media_root, tmp_path):
+    """The same, with a job queue (Redis) and a Celery worker that cuts the posters."""
+    with running_stack(settings, cloudinary_server, s3_server, media_root, worker=True) as stack:
+        stack.real_clip = real_video(tmp_path, seconds=REAL_VIDEO_SECONDS).read_bytes()
+        yield stack
+
+
+@contextlib.contextmanager
+def running_stack(settings, cloudinary_server, s3_server, media_root, worker=False):
     media_root.mkdir(parents=True, exist_ok=True)
     settings.STORAGE_PROVIDERS = ["cloudinary", "s3", "local"]
     with RedisServer() as redis_server, FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
+        jobs = {"CELERY_BROKER_URL": redis_server.url.removesuffix("/0") + "/1"} if worker else {}
         environment = site_environment(
             secret_key=secrets.token_urlsafe(50),
             media_root=media_root,
@@ -69,9 +96,15 @@ def stack(settings, cloudinary_server, s3_server, media_root):
             STORAGE_BREAKER_FAILURES=BREAKER_FAILURES,
             STORAGE_BREAKER_COOLDOWN=BREAKER_COOLDOWN,
             MAX_UPLOAD_MB=5,
+            **jobs,
         )
-        with GunicornServer(environment, workers=WORKERS) as site:
-            yield Stack(site, redis_server, s3_proxy, cloudinary_server, s3_server, media_root)
+        with contextlib.ExitStack() as processes:
+            site = processes.enter_context(GunicornServer(environment, workers=WORKERS))
+            celery = (
+                processes.enter_context(CeleryWorker(environment, concurrency=CELERY_CONCURRENCY, app="tests.worker_app"))
+                if worker else None
+            )
+            yield Stack(site, redis_server, s3_proxy, cloudinary_server, s3_server, media_root, celery)
 
 
 @dataclass
@@ -82,6 +115,8 @@ class Stack:
     cloudinary: object
     s3: object
     media_root: object
+    worker: CeleryWorker | None = None
+    real_clip: bytes | None = None  # a real MP4 some uploads are, when a worker cuts the posters
 
     def stored_names(self):
         """Every file each provider holds, as qualified stored names."""
@@ -142,6 +177,8 @@ class Ledger:
     requests: int = 0
     read_mismatches: list = field(default_factory=list)
     failed_reads: list = field(default_factory=list)  # (started, ended, url, reason)
+    real_videos: set = field(default_factory=set)  # ids of videos whose file is a real video, as answered
+    processing_answered: Counter = field(default_factory=Counter)  # the "processing" of each 201
 
     def count(self, status, started, what):
         with self.lock:
@@ -163,11 +200,16 @@ class Ledger:
         return cut
 
 
-def video_body(rng):
+def video_body(rng, real_clip=None):
+    """Random bytes behind an MP4 header; with ``real_clip``, sometimes that video with a
+    ``free`` box of random bytes after it (a file of its own, as playable)."""
+    if real_clip is not None and rng.random() < REAL_VIDEO_SHARE:
+        padding = rng.randbytes(rng.randint(2_000, 20_000))
+        return real_clip + struct.pack(">I", len(padding) + 8) + b"free" + padding
     return MP4_HEADER + rng.randbytes(rng.randint(2_000, 150_000))
 
 
-def run_client(base_url, token, ledger, stop, seed):
+def run_client(base_url, token, ledger, stop, seed, real_clip=None):
     rng = random.Random(seed)
     http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=90))
     headers = {"Authorization": f"Token {token}"}
@@ -192,7 +234,7 @@ def run_client(base_url, token, ledger, stop, seed):
         action = rng.choices(["upload", "replace", "read", "delete"], weights=[5, 2, 3, 1])[0]
         if action == "upload" or not mine:
             title = f"load-{uuid.uuid4().hex}"
-            body = video_body(rng)
+            body = video_body(rng, real_clip)
             started = time.monotonic()
             response = call(
                 "POST", "/api/videos/",
@@ -205,21 +247,29 @@ def run_client(base_url, token, ledger, stop, seed):
                 elif response.status == 201:
                     video = json.loads(response.data)
                     ledger.videos[video["id"]] = {sha256(body)}
+                    ledger.processing_answered[video.get("processing")] += 1
+                    if real_clip is not None and body.startswith(real_clip):
+                        ledger.real_videos.add(video["id"])
                     landed(response, started)
                     mine.append(video["id"])
                 else:
                     ledger.refused_titles.add(title)
         elif action == "replace":
             video_id = rng.choice(mine)
-            body = video_body(rng)
+            body = video_body(rng, real_clip)
             started = time.monotonic()
             response = call("PATCH", f"/api/videos/{video_id}/", fields={"file": ("recut.mp4", body, "video/mp4")})
             with ledger.lock:
                 if response is None:
                     ledger.unanswered_digests |= {sha256(body), *ledger.videos[video_id]}
                     ledger.videos[video_id].add(sha256(body))  # it may or may not have happened
+                    ledger.real_videos.discard(video_id)  # which file it has is not known
                 elif response.status == 200:
                     ledger.videos[video_id] = {sha256(body)}
+                    if real_clip is not None and body.startswith(real_clip):
+                        ledger.real_videos.add(video_id)
+                    else:
+                        ledger.real_videos.discard(video_id)
                     landed(response, started)
         elif action == "read":
             video_id = rng.choice(mine)
@@ -271,7 +321,7 @@ class FaultLog:
     kills: list = field(default_factory=list)  # (pid or None, (from, to)): looking for a busy worker, killing it
 
 
-def cloudinary_attempts_allowed(hang_seconds):
+def cloudinary_attempts_allowed(hang_seconds, uploaders=WORKERS):
     """How many uploads may reach a hanging Cloudinary in ``hang_seconds``, by the breaker's
     contract with its state shared by every worker (through Redis), starting closed.
 
@@ -284,9 +334,12 @@ def cloudinary_attempts_allowed(hang_seconds):
     the previous closed spell began. (A half-open breaker lets one trial through after a
     cool-down: fewer still.) Without a breaker, or with one per process, each worker
     tries about every ``STORAGE_TIMEOUT``.
+
+    With a Celery worker, its pool's processes store posters through the chain too:
+    ``uploaders`` counts them with the gunicorn workers.
     """
     cooldowns_ended = int(hang_seconds // (STORAGE_TIMEOUT + BREAKER_COOLDOWN))
-    return BREAKER_FAILURES + (WORKERS - 1) + WORKERS * cooldowns_ended
+    return BREAKER_FAILURES + (uploaders - 1) + uploaders * cooldowns_ended
 
 
 def drop_idle_database_connections():
@@ -378,12 +431,41 @@ def during_one(started, ended, windows):
 
 
 def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
+    check_no_upload_lost_and_no_file_orphaned(stack, soak)
+
+
+def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults_with_a_worker(stack_with_worker, soak):
+    check_no_upload_lost_and_no_file_orphaned(stack_with_worker, soak)
+
+
+def wait_for_processing(stack):
+    """Wait until the worker has ended the processing of every video, for as long as it
+    keeps ending some: the load leaves it a backlog. Returns how many videos were still
+    pending when the load stopped."""
+    pending = Video.objects.filter(processing="pending")
+    backlog = left = pending.count()
+    stalled_since = time.monotonic()
+    while left:
+        if time.monotonic() - stalled_since > PROCESSING_STALL:
+            raise AssertionError(f"{left} videos still pending, none processed for {PROCESSING_STALL} s:\n"
+                                 f"{stack.worker.log()[-4000:]}")
+        time.sleep(0.5)
+        now_left = pending.count()
+        if now_left < left:
+            stalled_since = time.monotonic()
+        left = now_left
+    return backlog
+
+
+def check_no_upload_lost_and_no_file_orphaned(stack, soak):
     clients = make_clients(24 if soak else 8)
     scale = 10 if soak else 1
     ledger, faults, stop = Ledger(), FaultLog(), threading.Event()
 
     threads = [
-        threading.Thread(target=run_client, args=(stack.site.url, token, ledger, stop, number), daemon=True)
+        threading.Thread(
+            target=run_client, args=(stack.site.url, token, ledger, stop, number, stack.real_clip), daemon=True
+        )
         for number, (_, token) in enumerate(clients)
     ]
     for thread in threads:
@@ -393,6 +475,9 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     for thread in threads:
         thread.join(120)
     assert not any(thread.is_alive() for thread in threads), "a client is stuck"
+    if stack.worker is not None:
+        # The posters the worker stores are files like any other: let it finish first.
+        backlog = wait_for_processing(stack)
 
     # Every 201 is a video whose bytes are where its row says.
     lost = []
@@ -443,8 +528,9 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     )
 
     # The breaker was shared: once tripped, no worker kept trying the hanging primary.
-    allowed_while_hanging = cloudinary_attempts_allowed(faults.hang_seconds)
-    allowed_before_a_cooldown_could_end = cloudinary_attempts_allowed(0)
+    uploaders = WORKERS + (CELERY_CONCURRENCY if stack.worker is not None else 0)
+    allowed_while_hanging = cloudinary_attempts_allowed(faults.hang_seconds, uploaders)
+    allowed_before_a_cooldown_could_end = cloudinary_attempts_allowed(0, uploaders)
 
     server_errors = sum(count for status, count in ledger.statuses.items() if isinstance(status, int) and status >= 500)
     print(
@@ -476,6 +562,38 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     assert landed_while_s3_refused["local"] > 0 and landed_while_s3_refused["s3"] == 0
     assert ledger.landed["cloudinary"] and ledger.landed["s3"], "faults should spread uploads over providers"
     assert ledger.statuses[201] >= 20
+    if stack.worker is not None:
+        check_processed_by_the_worker(stack, ledger, backlog)
+
+
+def check_processed_by_the_worker(stack, ledger, backlog):
+    """Every real video the clients were told about has its duration and a poster that
+    plays, cut by the worker; uploads answered before their processing ended."""
+    real = Video.objects.filter(pk__in=ledger.real_videos)
+    undone = {video.pk: (video.processing, video.processing_error) for video in real if video.processing != "done"}
+    wrong_duration = {
+        video.pk: (video.duration_seconds, video.file.name, video.processing_error)
+        for video in real
+        if video.duration_seconds is None or abs(video.duration_seconds - REAL_VIDEO_SECONDS) > 0.5
+    }
+    without_poster = [video.pk for video in real if services.poster_url(video) is None]
+    posters_cut = [video for video in real if video.thumbnail_generated]
+    print(
+        f"  worker: {real.count()} real videos, {len(posters_cut)} posters cut and stored by the worker,"
+        f" {backlog} still pending when the load stopped; {stack.worker.log().count('succeeded in')} jobs succeeded"
+    )
+    assert real.count() >= 5, "the load should have uploaded real videos"
+    assert set(ledger.processing_answered) == {"pending"}, ledger.processing_answered  # none waited for it
+    assert undone == {}
+    assert wrong_duration == {}, worker_lines_about(stack, [name for _, name, _ in wrong_duration.values()])
+    assert without_poster == []
+    assert posters_cut, "some real videos landed off Cloudinary and needed a poster file"
+    assert all(stored_digest(video.thumbnail.name) for video in posters_cut)  # each poster is readable
+
+
+def worker_lines_about(stack, names):
+    keys = [name.rpartition("/")[2].partition(".")[0] for name in names]
+    return "\n".join(line for line in stack.worker.log().splitlines() if any(key in line for key in keys))
 
 
 def stored_digest(name):
