@@ -650,3 +650,30 @@ def test_the_broker_url_must_be_redis_and_is_never_echoed(tmp_path):
     assert "CELERY_BROKER_URL" in str(excinfo.value) and "hunter2" not in str(excinfo.value)
     assert load_config({**base, "STORAGE_CLEANUP_DELETE": "on"}, tmp_path).storage_cleanup_delete is True
     assert load_config(base, tmp_path).storage_cleanup_delete is False
+
+
+def test_a_stored_file_that_cannot_be_read_is_processed_again_not_marked_done_without_details(
+    user, settings, s3_server, clip, queued_jobs, monkeypatch
+):
+    settings.STORAGE_PROVIDERS = ["s3"]
+    video = services.create_video(owner=user, title="Clip", file=uploaded(clip))
+    key = "stremora/" + video.file.name.removeprefix("s3:")
+    s3 = s3_server.client()
+    held = s3.get_object(Bucket="stremora-test", Key=key)["Body"].read()
+    s3.delete_object(Bucket="stremora-test", Key=key)  # its URL answers 404 for a while
+    runs = counting(monkeypatch, services, "process_upload")
+
+    queued_jobs.run_all()
+
+    video.refresh_from_db()
+    assert len(runs) == jobs.RETRIES + 1  # each read failed: tried again, not done without details
+    assert video.processing == "failed" and video.duration_seconds is None
+    assert video.processing_error.startswith("ReadFailed: Could not inspect clip")
+    assert "X-Amz-Signature" not in video.processing_error
+
+    s3.put_object(Bucket="stremora-test", Key=key, Body=held)  # readable again
+    Video.objects.filter(pk=video.pk).update(processing="pending")
+    services.process_upload(video.pk)
+
+    video.refresh_from_db()
+    assert video.processing == "done" and 1.5 < video.duration_seconds < 2.5 and video.thumbnail

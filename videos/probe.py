@@ -55,6 +55,11 @@ class ToolFailed(Exception):
     """ffprobe or ffmpeg could not read the file."""
 
 
+class ReadFailed(Exception):
+    """A stored file could not be inspected through its URL (``inspect(..., raise_read_errors=True)``):
+    a provider fault that may pass, so the caller may try again."""
+
+
 def tools_available():
     return bool(shutil.which("ffprobe") and shutil.which("ffmpeg"))
 
@@ -89,9 +94,11 @@ def readable_source(source):
             yield path
 
 
-def inspect(source, want_poster=True) -> MediaInfo:
+def inspect(source, want_poster=True, *, raise_read_errors=False) -> MediaInfo:
     """Duration and poster of a video: ``source`` is an uploaded file, or the path or
-    URL of a stored one."""
+    URL of a stored one. A file that cannot be inspected gives neither, logged; with
+    ``raise_read_errors``, a URL that cannot be read raises ReadFailed instead (the
+    background job that asks tries again later)."""
     if not tools_available():
         return MediaInfo()
     if isinstance(source, str):
@@ -108,7 +115,10 @@ def inspect(source, want_poster=True) -> MediaInfo:
         logger.warning("Stopped inspecting %s: %s; it is stored without %s", name, without_url_queries(exc),
                        "a poster" if duration is not None else "a duration or a poster")
     except (ToolFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
-        logger.info("Could not inspect %s: %s", name, without_url_queries(exc))
+        reason = without_url_queries(exc)
+        if raise_read_errors and isinstance(source, str) and source.startswith(("http://", "https://")):
+            raise ReadFailed(f"Could not inspect {name}: {reason}") from None
+        logger.info("Could not inspect %s: %s", name, reason)
     return MediaInfo(duration, poster)
 
 

@@ -129,7 +129,7 @@ def ensure_usable_connection():
         connection.close()
 
 
-def _add_media_details(video: Video, source, duration=None) -> list:
+def _add_media_details(video: Video, source, duration=None, *, raise_read_errors=False) -> list:
     """Duration and poster: from Cloudinary's answer, else from ffprobe and ffmpeg
     reading ``source`` (the upload, or the path or URL of the stored file).
 
@@ -141,7 +141,7 @@ def _add_media_details(video: Video, source, duration=None) -> list:
     video.duration_seconds = duration
     wants_poster = not video.thumbnail and provider_of(video.file.name) != StorageProvider.CLOUDINARY
     if source is not None and (video.duration_seconds is None or wants_poster):
-        info = probe.inspect(source, want_poster=wants_poster)
+        info = probe.inspect(source, want_poster=wants_poster, raise_read_errors=raise_read_errors)
         if video.duration_seconds is None:
             video.duration_seconds = info.duration
         if wants_poster and info.poster_jpeg:
@@ -165,7 +165,7 @@ def process_upload(video_id) -> bool:
     if video is None or video.processing == Processing.DONE or not video.file:
         return False
     file_name, thumbnail_name = video.file.name, video.thumbnail.name or ""
-    stored = _add_media_details(video, _readable_source(file_name))
+    stored = _add_media_details(video, _readable_source(file_name), raise_read_errors=True)
     try:
         recorded = Video.objects.filter(
             pk=video_id, file=file_name, thumbnail=thumbnail_name, processing__in=(Processing.PENDING, Processing.FAILED)
