@@ -327,3 +327,49 @@ def test_a_short_token_is_refused_at_startup():
         load_config({"DEBUG": "true", "METRICS_TOKEN": "short-secret"}, Path("/tmp"))
     assert "short-secret" not in str(refused.value)
     assert load_config({"DEBUG": "true", "METRICS_TOKEN": TOKEN}, Path("/tmp")).metrics_token == TOKEN
+
+
+def test_background_jobs_are_counted_from_the_rows_they_write(user, settings):
+    rows = [("pending", ""), ("done", "queued"), ("done", "failed"), ("failed", "done"), ("done", "")]
+    for processing, move_status in rows:
+        Video.objects.create(title="t", owner=user, file="local:videos/x.mp4", storage_provider="local",
+                             processing=processing, move_status=move_status)
+
+    scraped = scrape()
+
+    assert [value(scraped, "stremora_video_processing", state=state) for state in ("pending", "done", "failed")] == [
+        1, 3, 1
+    ]
+    assert [value(scraped, "stremora_video_moves", status=status) for status in ("queued", "moving", "done", "failed")] \
+        == [1, 0, 1, 1]
+    assert ("stremora_jobs_waiting", ()) not in scraped  # no job queue: jobs run inline
+
+
+def test_with_a_job_queue_the_jobs_waiting_in_it_are_counted(user, settings):
+    from tests.stack import RedisServer
+    from videos import job_queue
+    from videos.models import Video as VideoModel
+
+    with RedisServer() as redis_server:
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        settings.CELERY_BROKER_URL = redis_server.url.removesuffix("/0") + "/1"
+        from tests.test_jobs import forget_broker_connections
+
+        forget_broker_connections()
+        try:
+            for _ in range(3):
+                video = VideoModel.objects.create(title="t", owner=user, file="local:videos/x.mp4")
+                assert job_queue.send("process_upload", video.pk)
+            assert value(scrape(), "stremora_jobs_waiting") == 3
+        finally:
+            settings.CELERY_BROKER_URL = "memory://"
+            forget_broker_connections()
+    # The broker gone: the scrape still answers, without the count.
+    settings.CELERY_BROKER_URL = redis_server.url.removesuffix("/0") + "/1"
+    forget_broker_connections()
+    try:
+        scraped = scrape()
+    finally:
+        settings.CELERY_BROKER_URL = "memory://"
+        forget_broker_connections()
+    assert ("stremora_jobs_waiting", ()) not in scraped and value(scraped, "stremora_videos", provider="local") == 3

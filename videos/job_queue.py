@@ -43,6 +43,19 @@ def send(job_name, *args, on_unsent=None) -> bool:
     return True
 
 
+def waiting():
+    """How many jobs wait in the queue for a worker; None when the broker does not answer."""
+    from stremora.celery import app
+
+    try:
+        with app.connection_for_read() as connection:
+            queue = connection.default_channel.queue_declare(app.conf.task_default_queue, passive=True)
+    except Exception as exc:  # kombu and redis-py raise their own kinds
+        logger.warning("Could not count the waiting jobs: %s", _without_broker_password(describe_failure(exc)))
+        return None
+    return queue.message_count
+
+
 def send_after_commit(job_name, *args, on_unsent=None) -> None:
     """``send`` once the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: send(job_name, *args, on_unsent=on_unsent))

@@ -22,8 +22,9 @@ from prometheus_client.core import GaugeMetricFamily
 from storage_backends import signals
 from storage_backends.breaker import CircuitBreaker
 from storage_backends.registry import PROVIDER_NAMES
+from videos import job_queue
 from videos.housekeeping import last_sweeps
-from videos.models import PendingDeletion, Video
+from videos.models import MoveStatus, PendingDeletion, Processing, Video
 
 # Read by prometheus-client when it is first imported: the same test here.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -74,7 +75,12 @@ def time_call(sender, provider, operation, seconds, **details):
 
 class StorageStateCollector:
     """What the storage holds now: breakers, videos and bytes, pending deletions, the
-    last sweeps. A cache read per provider and three small queries per scrape."""
+    last sweeps, and where the background jobs stand. A cache read per provider, five
+    small queries and, with a job queue, one question to its broker per scrape.
+
+    The jobs are counted from the rows they write (``Video.processing``,
+    ``Video.move_status``), not in the worker processes: workers may run on other
+    machines, whose counters no scrape of this one would add up."""
 
     def describe(self):
         return [family for _, family in self._families()]
@@ -99,6 +105,17 @@ class StorageStateCollector:
             families["stremora_stored_bytes"].add_metric([provider], held.get(provider, {}).get("size") or 0)
             families["stremora_pending_deletions"].add_metric([provider], pending.get(provider, 0))
 
+        processing = dict(Video.objects.order_by().values_list("processing").annotate(Count("pk")))
+        for state in Processing.values:
+            families["stremora_video_processing"].add_metric([state], processing.get(state, 0))
+        moves = dict(Video.objects.order_by().values_list("move_status").annotate(Count("pk")))
+        for status in MoveStatus.values:
+            families["stremora_video_moves"].add_metric([status], moves.get(status, 0))
+        if job_queue.has_workers():
+            waiting = job_queue.waiting()
+            if waiting is not None:
+                families["stremora_jobs_waiting"].add_metric([], waiting)
+
         for provider, (sweep, *_) in last_sweeps().items():
             families["stremora_orphans_found"].add_metric([provider], sweep.found)
             families["stremora_orphan_sweep_timestamp_seconds"].add_metric([provider], sweep.finished_at.timestamp())
@@ -113,6 +130,10 @@ class StorageStateCollector:
             ("stremora_pending_deletions", "Deletions that failed and wait for retry_deletions.", ["provider"]),
             ("stremora_orphans_found", "Orphans the last cleanup_orphans run found on the provider.", ["provider"]),
             ("stremora_orphan_sweep_timestamp_seconds", "When cleanup_orphans last swept the provider.", ["provider"]),
+            ("stremora_video_processing", "Videos by where their duration and poster stand (process_upload).",
+             ["state"]),
+            ("stremora_video_moves", "Videos by where the last move asked for them stands (move_video).", ["status"]),
+            ("stremora_jobs_waiting", "Jobs waiting in the job queue for a worker (with CELERY_BROKER_URL).", []),
         ):
             yield name, GaugeMetricFamily(name, documentation, labels=labels)
 
