@@ -677,3 +677,32 @@ def test_a_stored_file_that_cannot_be_read_is_processed_again_not_marked_done_wi
 
     video.refresh_from_db()
     assert video.processing == "done" and 1.5 < video.duration_seconds < 2.5 and video.thumbnail
+
+
+def test_retries_wait_the_whole_backoff_so_they_outlast_a_short_outage(
+    staff_user, settings, s3_inprocess, media_root, queued_jobs, monkeypatch
+):
+    settings.STORAGE_PROVIDERS = ["local"]
+    video = create_on(settings, "local", staff_user, "Stuck")
+    waits = []
+    retry = jobs.move_video.retry
+
+    def recorded_retry(*args, **kwargs):
+        waits.append(kwargs.get("countdown"))
+        return retry(*args, **kwargs)
+
+    monkeypatch.setattr(jobs.move_video, "retry", recorded_retry)
+
+    def refuse(**kwargs):
+        raise ConnectionError("S3 went away")
+
+    s3_client = providers.get_storage("s3").connection.meta.client
+    s3_client.meta.events.register("before-send.s3.PutObject", refuse)
+    try:
+        services.queue_moves([video], "s3")
+        queued_jobs.run_all()
+    finally:
+        s3_client.meta.events.unregister("before-send.s3.PutObject", refuse)
+
+    # The last call finds the retries spent and gives up.
+    assert waits[: jobs.RETRIES] == [jobs.RETRY_BACKOFF, 2 * jobs.RETRY_BACKOFF, 4 * jobs.RETRY_BACKOFF]

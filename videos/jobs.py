@@ -21,7 +21,9 @@ from videos.models import MoveStatus
 logger = logging.getLogger(__name__)
 
 # Provider faults are retried this many times, after 30 s, 1 min, 2 min (at most
-# RETRY_BACKOFF_MAX apart), before the job gives up and the admin shows why.
+# RETRY_BACKOFF_MAX apart), before the job gives up and the admin shows why. Without
+# jitter: Celery's would pick each wait between 0 and these, and three quick retries
+# could all fall inside one short outage.
 RETRIES = 3
 RETRY_BACKOFF = 30
 RETRY_BACKOFF_MAX = 600
@@ -62,6 +64,7 @@ class ProcessJob(Task):
     max_retries=RETRIES,
     retry_backoff=RETRY_BACKOFF,
     retry_backoff_max=RETRY_BACKOFF_MAX,
+    retry_jitter=False,
 )
 def move_video(video_id, to_provider):
     """Move a video's files to ``to_provider`` (``services.move_video``, under its row lock)."""
@@ -80,6 +83,7 @@ def move_video(video_id, to_provider):
     max_retries=RETRIES,
     retry_backoff=RETRY_BACKOFF,
     retry_backoff_max=RETRY_BACKOFF_MAX,
+    retry_jitter=False,
 )
 def process_upload(video_id):
     """Duration and poster of a newly stored file."""
