@@ -51,14 +51,16 @@ class Site:
         self.workers.append(worker)
         return worker
 
-    def enqueue_moves(self, to_provider, times=1):
+    def enqueue_moves(self, to_provider, times=1, **environment):
         """``manage.py migrate_storage --to P --queue``, as an operator runs it; ``times``
-        runs of it one right after the other, in one process (starting Django once)."""
+        runs of it one right after the other, in one process (starting Django once).
+        ``environment``: the operator's machine's settings where they differ from the
+        workers' (the command checks that it can reach the target first)."""
         command = f"call_command('migrate_storage', '--to', {to_provider!r}, '--queue')"
         return subprocess.run(
             [sys.executable, "-c", f"import django; django.setup(); from django.core.management import call_command; "
                                    f"{'; '.join([command] * times)}"],
-            cwd=ROOT, env={**self.worker_environment, "DJANGO_SETTINGS_MODULE": "stremora.settings"},
+            cwd=ROOT, env={**self.worker_environment, **environment, "DJANGO_SETTINGS_MODULE": "stremora.settings"},
             capture_output=True, text=True, timeout=120, check=True,
         ).stdout
 
@@ -248,14 +250,16 @@ def test_two_workers_never_move_the_same_video_at_once(site):
 
 
 def test_a_move_that_keeps_failing_ends_failed_with_its_reason(site, settings, s3_server):
-    # The workers' S3 refuses every connection, for good.
+    # The workers' S3 refuses every connection, for good; the operator's machine, which
+    # queues the move, reaches it.
     with FaultProxy("127.0.0.1", s3_server.port) as refusing:
         refusing.set_mode("refuse")
+        reachable = site.worker_environment["AWS_S3_ENDPOINT_URL"]
         site.worker_environment["AWS_S3_ENDPOINT_URL"] = refusing.url
         originals = make_videos(1)
         (video_id,) = originals
         worker = site.start_worker()
-        site.enqueue_moves("s3")
+        site.enqueue_moves("s3", AWS_S3_ENDPOINT_URL=reachable)
         wait_until(lambda: Video.objects.get(pk=video_id).move_status == "failed", 120,
                    f"the move given up\n{site.worker_logs()}")
 
