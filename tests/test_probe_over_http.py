@@ -119,3 +119,30 @@ def test_a_url_that_cannot_be_read_is_logged_without_its_signature(caplog):
     message = record.getMessage()
     assert "403" in message and "/videos/clip.mp4?…" in message
     assert "5ecret5ignature" not in message and "AKIAEXAMPLE" not in message
+
+
+def test_a_read_that_fails_once_is_a_failure_to_retry_not_a_video_without_a_duration(large_video):
+    """ffprobe's read refused, ffmpeg's served a moment later: the job asks again rather
+    than store a poster with no duration."""
+    server = RangeServer(large_video)
+    serve = server.httpd.RequestHandlerClass.do_GET
+    refused = []
+
+    def refuse_the_first_reads(handler):
+        if not refused:
+            refused.append(handler.path)
+            handler.send_response(503)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        serve(handler)
+
+    server.httpd.RequestHandlerClass.do_GET = refuse_the_first_reads
+    try:
+        with pytest.raises(probe.ReadFailed, match="Could not inspect clip.mp4: ffprobe exited"):
+            probe.inspect(server.url, raise_read_errors=True)
+        # The same, asked again once the URL answers: both details.
+        info = probe.inspect(server.url, raise_read_errors=True)
+    finally:
+        server.close()
+    assert 29 < info.duration < 31 and info.poster_jpeg

@@ -107,16 +107,19 @@ def inspect(source, want_poster=True, *, raise_read_errors=False) -> MediaInfo:
         name = getattr(source, "name", None) or "upload"
     deadline = time.monotonic() + PROBE_TIMEOUT
     duration = poster = None
+    # A stored file read through its URL whose reads may fail for a while: a duration
+    # that could not be read is a failure to try again, not a file without one.
+    retry_reads = raise_read_errors and isinstance(source, str) and source.startswith(("http://", "https://"))
     try:
         with readable_source(source) as path:
-            duration = _duration(path, deadline)
+            duration = _duration(path, deadline, poster_may_follow=not retry_reads)
             poster = _poster(path, duration, deadline) if want_poster else None
     except LimitReached as exc:
         logger.warning("Stopped inspecting %s: %s; it is stored without %s", name, without_url_queries(exc),
                        "a poster" if duration is not None else "a duration or a poster")
     except (ToolFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
         reason = without_url_queries(exc)
-        if raise_read_errors and isinstance(source, str) and source.startswith(("http://", "https://")):
+        if retry_reads:
             raise ReadFailed(f"Could not inspect {name}: {reason}") from None
         logger.info("Could not inspect %s: %s", name, reason)
     return MediaInfo(duration, poster)
@@ -142,7 +145,7 @@ def _input_bounds(path):
     return [*bounds, "-protocol_whitelist", "file"]
 
 
-def _duration(path, deadline):
+def _duration(path, deadline, poster_may_follow=True):
     try:
         output = _run(
             ["ffprobe", "-v", "error", *_input_bounds(path), "-show_entries", "format=duration",
@@ -150,6 +153,8 @@ def _duration(path, deadline):
             deadline,
         )
     except ToolFailed:
+        if not poster_may_follow:
+            raise
         return None  # the poster may still be cut
     value = output.decode().strip()
     if not value or value == "N/A":
