@@ -8,6 +8,7 @@ from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -349,7 +350,9 @@ def landed(browser):
             raise AssertionError(f"the upload failed: {errors[0].text}")
         return False
 
-    WebDriverWait(browser, 60).until(on_changelist_or_error)
+    # The form's page may be replaced by the changelist between finding its error box and
+    # reading it: look again.
+    WebDriverWait(browser, 60, ignored_exceptions=[StaleElementReferenceException]).until(on_changelist_or_error)
     return [message.text for message in browser.find_elements(By.CSS_SELECTOR, ".messagelist li")]
 
 
