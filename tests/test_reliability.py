@@ -434,10 +434,6 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     check_no_upload_lost_and_no_file_orphaned(stack, soak)
 
 
-def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults_with_a_worker(stack_with_worker, soak):
-    check_no_upload_lost_and_no_file_orphaned(stack_with_worker, soak)
-
-
 def wait_for_processing(stack):
     """Wait until the worker has ended the processing of every video, for as long as it
     keeps ending some: the load leaves it a backlog. Returns how many videos were still
