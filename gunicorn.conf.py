@@ -7,6 +7,11 @@ scrape reads them all. The variable must be set before a worker imports Stremora
 it is set here, in the master: to the operator's directory (created if missing), or
 else to a fresh temporary one removed when gunicorn exits. The files of an earlier run
 are removed when gunicorn starts, and each worker that exits is marked dead.
+
+``PROVIDER_WAIT_SLOTS`` (``videos.provider_slots``), unless the operator set it, is one
+fewer than the workers, so that a slow storage provider always leaves one worker free
+for the site's other requests. It is set when gunicorn starts, before the workers are
+forked and read their settings (with ``--preload`` they read them earlier: set it then).
 """
 
 import os
@@ -26,6 +31,7 @@ Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def on_starting(server):
+    os.environ.setdefault("PROVIDER_WAIT_SLOTS", str(max(1, server.cfg.workers - 1)))
     metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     for pattern in METRIC_FILE_PATTERNS:
         for stale in metrics_dir.glob(pattern):

@@ -88,6 +88,7 @@ class Config:
     request_body_timeout: float
     request_body_min_rate_kb: int
     upload_session_ttl: int
+    provider_wait_slots: int | None
     https_only: bool
     num_proxies: int
     metrics_token: str | None = field(repr=False)
@@ -333,6 +334,7 @@ def load_config(environ_mapping: Mapping[str, str], base_dir: Path) -> Config:
         request_body_timeout=reader.positive_number("REQUEST_BODY_TIMEOUT", 10.0),
         request_body_min_rate_kb=reader.integer("REQUEST_BODY_MIN_RATE_KB", 32),
         upload_session_ttl=reader.integer("UPLOAD_SESSION_TTL", 86400, minimum=60),
+        provider_wait_slots=reader.optional_integer("PROVIDER_WAIT_SLOTS"),
         https_only=reader.boolean("HTTPS_ONLY", False),
         num_proxies=reader.integer("NUM_PROXIES", 0, minimum=0),
         metrics_token=_metrics_token(reader),

@@ -145,6 +145,8 @@ REQUEST_BODY_TIMEOUT = CONFIG.request_body_timeout
 REQUEST_BODY_MIN_RATE_KB = CONFIG.request_body_min_rate_kb
 # Seconds a direct upload (POST /api/uploads/) may take before it is abandoned and swept.
 UPLOAD_SESSION_TTL = CONFIG.upload_session_ttl
+# Web requests of this machine that may wait on a provider at once (videos.provider_slots).
+PROVIDER_WAIT_SLOTS = CONFIG.provider_wait_slots
 # Uploads spill to temporary files past Django's 2.5 MB, so memory stays flat; the
 # first handler refuses anything over MAX_UPLOAD_MB as it arrives.
 FILE_UPLOAD_HANDLERS = [

@@ -2,6 +2,7 @@
 
 import mimetypes
 import os
+import random
 import time
 
 import requests
@@ -29,6 +30,12 @@ COMPLETION_POLL = 0.15
 COMPLETION_QUICK = 3.0
 COMPLETION_POLL_MAX = 1.0
 COMPLETION_WAIT = 15 * 60
+# A start answered 503 with a short Retry-After (the server busy waiting on its
+# providers for other uploads) is asked again after that long, for at most START_WAIT
+# seconds in all. A longer one (no provider takes uploads until its breaker's cool-down
+# ends) is an outage: it is reported at once, with the time to try again.
+START_RETRY_MAX = 10
+START_WAIT = 120
 
 
 def completion_poll_delays():
@@ -66,7 +73,22 @@ class Client:
     # The API, one method a call.
 
     def start_upload(self, filename, size, content_type):
-        return self._call("POST", "/api/uploads/", {"filename": filename, "size": size, "content_type": content_type})
+        """``POST /api/uploads/``, asked again while the server says to retry later."""
+        waited = 0.0
+        while True:
+            try:
+                return self._call(
+                    "POST", "/api/uploads/", {"filename": filename, "size": size, "content_type": content_type}
+                )
+            except ServerRefused as refusal:
+                wait = retry_after_seconds(refusal)
+                if wait is None or wait > START_RETRY_MAX or waited + wait > START_WAIT:
+                    raise
+            # A little more than asked, different for each client: the clients refused
+            # together do not all come back in the same instant.
+            wait += random.uniform(0, 0.5)
+            time.sleep(wait)
+            waited += wait
 
     def describe_upload(self, upload_id):
         return self._call("GET", f"/api/uploads/{upload_id}/")
@@ -220,6 +242,17 @@ class Client:
                 pass
             retry = f"; try again in {refusal.retry_after} s" if refusal.retry_after else ""
             raise NoProviderLeft(f"No storage provider could take the upload ({provider}: {reason}){retry}") from None
+
+
+def retry_after_seconds(refusal):
+    """The seconds a 503's ``Retry-After`` asks for, or None (another error, or a date)."""
+    if refusal.status != 503 or refusal.retry_after is None:
+        return None
+    try:
+        seconds = float(refusal.retry_after)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def upload(path, *, url, token, title, description="", is_published=False, video=None, resume=False, progress=True,

@@ -47,6 +47,11 @@ FALLBACKS = Counter(
     ["from_provider", "to_provider", "kind"],
     registry=PROCESS_REGISTRY,
 )
+BUSY_REFUSALS = Counter(
+    "stremora_provider_slots_refused",
+    "Requests refused with 503 because every PROVIDER_WAIT_SLOTS slot of their machine was held.",
+    registry=PROCESS_REGISTRY,
+)
 PROVIDER_CALLS = Histogram(
     "stremora_provider_call_seconds",
     "Time of one call to a provider, by provider and operation.",

@@ -11,7 +11,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from storage_backends.errors import StorageUnavailable, TooLargeForProviders
-from videos import upload_sessions
+from videos import metrics, upload_sessions
+from videos.provider_slots import ProvidersBusy
 from videos.upload_limits import BODY_ERRORS, refuse_body, too_large_for_providers
 
 # Seconds to wait before asking again when an upload's provider did not answer.
@@ -53,6 +54,9 @@ def exception_handler(exc, context):
         exc = ProviderUnavailable(str(exc), wait=exc.retry_after)
     elif isinstance(exc, upload_sessions.ProviderUnreachable):
         exc = ProviderUnavailable(str(exc), wait=PROVIDER_UNREACHABLE_WAIT)
+    elif isinstance(exc, ProvidersBusy):
+        metrics.BUSY_REFUSALS.inc()
+        exc = ProviderUnavailable(str(exc), wait=exc.retry_after)
     if isinstance(exc, TooLargeForProviders):
         exc = FileTooLarge(too_large_for_providers(exc.size, exc.largest))
     elif isinstance(exc, StorageUnavailable):

@@ -14,6 +14,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from videos import upload_sessions
+from videos.provider_slots import provider_slot
 from videos.api import errors
 from videos.api.permissions import may_change
 from videos.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
@@ -169,7 +170,8 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request):
         start = UploadStartSerializer(data=request.data, context=self.get_serializer_context())
         start.is_valid(raise_exception=True)
-        session = upload_sessions.start_upload(request.user, **start.validated_data)
+        with provider_slot():
+            session = upload_sessions.start_upload(request.user, **start.validated_data)
         return self._answer(session, status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: UploadProgressSerializer, **errors.answers(503)})
@@ -229,7 +231,8 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
             response = self._answer(upload_sessions.complete_later(session, **fields), status.HTTP_202_ACCEPTED)
             response["Preference-Applied"] = "respond-async"
             return response
-        video, created = upload_sessions.complete(session, **fields)
+        with provider_slot():
+            video, created = upload_sessions.complete(session, **fields)
         body = VideoSerializer(video, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -11,6 +11,11 @@
 
   var S3_PARALLEL_PARTS = 3;
   var SIGN_PARTS_AT_ONCE = 100; // the most /parts/ signs in one call
+  // A start refused with 503 and a short Retry-After (the server busy waiting on its
+  // providers for other uploads) is asked again after that long, for at most
+  // START_WAIT_SECONDS in all; a longer one is an outage, said at once.
+  var START_RETRY_MAX_SECONDS = 10;
+  var START_WAIT_SECONDS = 120;
 
   // -- what the page shows ----------------------------------------------------
 
@@ -164,10 +169,7 @@
   // Sends the file; resolves with {id, parts, public_id} for the form, or rejects
   // with Refused (a message for the editor).
   DirectUpload.prototype.run = async function () {
-    var started = await this.ask(function (uploads, file) {
-      var type = file.type || "application/octet-stream";
-      return uploads.call("POST", "", { filename: file.name, size: file.size, content_type: type });
-    });
+    var started = await this.start();
     if (started.status !== 201) {
       throw new Refused(startRefusal(started));
     }
@@ -203,6 +205,28 @@
   };
 
   // One call of this server; a lost connection pauses the upload until it is back.
+  // POST /api/uploads/, asked again while the server says it is briefly busy.
+  DirectUpload.prototype.start = async function () {
+    var waited = 0;
+    for (;;) {
+      var answer = await this.ask(function (uploads, file) {
+        var type = file.type || "application/octet-stream";
+        return uploads.call("POST", "", { filename: file.name, size: file.size, content_type: type });
+      });
+      var retryAfter = answer.getResponseHeader("Retry-After");
+      var wait = retryAfter ? Number(retryAfter) : NaN;
+      if (answer.status !== 503 || !(wait >= 0) || wait > START_RETRY_MAX_SECONDS || waited + wait > START_WAIT_SECONDS) {
+        return answer;
+      }
+      // A little more than asked, so that editors refused together do not come back together.
+      wait += Math.random() / 2;
+      await new Promise(function (resolve) {
+        setTimeout(resolve, wait * 1000);
+      });
+      waited += wait;
+    }
+  };
+
   DirectUpload.prototype.ask = async function (call) {
     for (;;) {
       try {
