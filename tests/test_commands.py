@@ -21,6 +21,7 @@ from tests.factories import sha256, video_upload
 from tests.fault_proxy import FaultProxy
 from tests.stack import database_url
 from videos import services
+from videos.management.quiet import quiet_http_libraries
 from videos.models import PendingDeletion, Video
 
 # Real commits, as in production: files are removed only after one.
@@ -145,8 +146,19 @@ def test_check_storage_leaves_the_http_libraries_retry_warnings_out(every_provid
 
     assert "Connection refused" in out and "EndpointConnectionError" in out
     assert error == "3 providers checked, 2 with problems: cloudinary; s3"
-    assert [record.getMessage() for record in caplog.records if record.name.startswith(("urllib3", "botocore"))] == []
     assert logging.getLogger("urllib3").level == logging.NOTSET, "the command left urllib3 quiet after it"
+
+
+def test_within_a_command_the_http_libraries_say_only_their_errors(caplog):
+    retry_warning = "Retrying (Retry(total=1, connect=None, read=0)) after connection broken by 'NewConnectionError'"
+    with caplog.at_level(logging.WARNING):
+        with quiet_http_libraries():
+            logging.getLogger("urllib3.connectionpool").warning(retry_warning)
+            logging.getLogger("botocore.endpoint").warning("an endpoint warning")
+            logging.getLogger("urllib3.connectionpool").error("an error")
+        logging.getLogger("urllib3.connectionpool").warning("after the command")
+
+    assert [record.getMessage() for record in caplog.records] == ["an error", "after the command"]
 
 
 def test_verify_files_finds_a_missing_file(every_provider, cloudinary_server, user):
