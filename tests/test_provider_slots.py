@@ -2,7 +2,6 @@
 take one of PROVIDER_WAIT_SLOTS slots of their machine, and with none free they are
 refused at once with 503 and Retry-After (``videos.provider_slots``)."""
 
-import os
 import secrets
 import signal
 import subprocess
