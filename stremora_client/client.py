@@ -73,7 +73,7 @@ class Client:
     # The API, one method a call.
 
     def start_upload(self, filename, size, content_type):
-        """``POST /api/uploads/``, asked again while the server says to retry later."""
+        """``POST /api/uploads/``, asked again while the server says it is briefly busy."""
         waited = 0.0
         while True:
             try:

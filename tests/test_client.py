@@ -460,6 +460,27 @@ def test_when_every_provider_fails_the_command_line_says_so_in_one_line(s3_serve
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_start_refused_for_an_outage_is_said_at_once_with_the_time_to_try_again(s3_server, site, token, tmp_path):
+    path = video_file(tmp_path, 100_000)
+    with FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
+        s3_proxy.set_mode("refuse")
+        server = site("s3", s3_url=s3_proxy.url, STORAGE_BREAKER_COOLDOWN=60)
+        began = time.monotonic()
+        with pytest.raises(stremora_client.ServerRefused) as refused:
+            stremora_client.upload(
+                path, url=server.url, token=token, title="Harbour", progress=False,
+                state=ResumeState(tmp_path / "state.json"),
+            )
+        took = time.monotonic() - began
+
+    # Not asked again and again for two minutes: a cool-down of 60 s is an outage.
+    assert refused.value.status == 503 and refused.value.retry_after == "60"
+    assert "(retry after 60 s)" in str(refused.value)
+    assert took < 30
+    assert not UploadSession.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_replace_gives_an_existing_video_the_new_file(site, token, cache_home, tmp_path):
     server = site("local")
     first = video_file(tmp_path, 100_000, "first.mp4")
