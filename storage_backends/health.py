@@ -29,7 +29,6 @@ from django.core.cache.backends.locmem import LocMemCache
 from storage_backends import providers
 from storage_backends.breaker import BreakerState, CircuitBreaker, ProviderRecord
 from storage_backends.chain import describe_failure
-from storage_backends.registry import PROVIDER_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +39,6 @@ CHECK_CACHE_SECONDS = 10
 CHECKS_KEY = "stremora:health:checks"
 CHECK_UNDER_WAY = "another check of the providers is under way: ask again in a few seconds"
 
-# Hanging checks keep their thread until the provider's own timeout ends them; the
-# pool bounds how many can pile up.
-_checks = concurrent.futures.ThreadPoolExecutor(max_workers=2 * len(PROVIDER_NAMES), thread_name_prefix="health-check")
 # Used while the shared cache is unreachable: each process then throttles its own checks.
 _process_cache = LocMemCache("stremora-health-checks", {"TIMEOUT": CHECK_CACHE_SECONDS})
 
@@ -135,26 +131,22 @@ def _run_checks_once(cache, key, names):
 
 
 def _check_in_parallel(names):
-    futures = {name: _checks.submit(_check, name) for name in names}
+    futures = {name: providers.start_check(name) for name in names}
     deadline = time.monotonic() + CHECK_TIMEOUT
     results = {}
     for name, future in futures.items():
         try:
-            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
             logger.warning("Storage provider %s did not answer its health check within %g s", name, CHECK_TIMEOUT)
             results[name] = CheckResult(False, f"no answer within {CHECK_TIMEOUT:g} s", time.time())
+        except Exception as exc:
+            reason = describe_failure(exc)
+            logger.warning("Storage provider %s failed its health check: %s", name, reason)
+            results[name] = CheckResult(False, reason, time.time())
+        else:
+            results[name] = CheckResult(True, "ok", time.time())
     return results
-
-
-def _check(name):
-    try:
-        providers.get_storage(name).check()
-    except Exception as exc:
-        reason = describe_failure(exc)
-        logger.warning("Storage provider %s failed its health check: %s", name, reason)
-        return CheckResult(False, reason, time.time())
-    return CheckResult(True, "ok", time.time())
 
 
 def forget_process_state():

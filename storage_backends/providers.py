@@ -4,6 +4,7 @@ What each provider needs and how it is built is its own module's ``PROVIDER``
 (see ``storage_backends.registry``).
 """
 
+import concurrent.futures
 import threading
 
 from django.conf import settings
@@ -14,6 +15,11 @@ from storage_backends.errors import ProviderNotConfigured
 
 _storages = {}
 _lock = threading.Lock()
+# Checks run on a small pool per provider: a check given up on keeps its thread until
+# the provider's own timeout ends it, so a provider that hangs holds up only its own
+# checks, never another provider's.
+CHECKS_PER_PROVIDER = 2
+_check_pools = {}
 
 
 def missing_settings(provider):
@@ -53,6 +59,29 @@ def check(provider):
     storage = get_storage(provider)
     with signals.timed(provider, "check"):
         storage.check()
+
+
+def start_check(provider):
+    """``check(provider)`` on its provider's pool; returns its Future."""
+    with _lock:
+        pool = _check_pools.get(provider)
+        if pool is None:
+            pool = _check_pools[provider] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=CHECKS_PER_PROVIDER, thread_name_prefix=f"check-{provider}"
+            )
+    return pool.submit(check, provider)
+
+
+def check_within(provider, timeout):
+    """``check(provider)``, given up with TimeoutError after ``timeout`` seconds (None:
+    bounded by the provider's own STORAGE_TIMEOUT alone)."""
+    if timeout is None:
+        check(provider)
+        return
+    try:
+        start_check(provider).result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise TimeoutError(f"no answer within {timeout:g} s") from None
 
 
 def max_bytes(provider):

@@ -8,7 +8,7 @@ from django.core.cache import caches
 from django.core.files.base import ContentFile
 from django.test import override_settings
 
-from storage_backends import health
+from storage_backends import health, providers
 from storage_backends.breaker import BreakerState, CircuitBreaker
 from storage_backends.chain import FallbackStorage
 from tests.caches import unreachable_redis_caches
@@ -185,6 +185,22 @@ def test_a_check_that_hangs_is_reported_after_the_timeout(staff_user, cloudinary
     }
     assert provider(body, "local")["check"]["ok"] is True  # checked in parallel, within the same wait
     assert body["status"] == "degraded"
+
+
+def test_a_provider_that_hangs_holds_up_only_its_own_checks(settings, cloudinary_and_local):
+    settings.STORAGE_TIMEOUT = 3  # how long each hung check keeps its thread
+    cloudinary_and_local.fail("hang", actions=["ping"])
+    hung = [providers.start_check("cloudinary") for _ in range(providers.CHECKS_PER_PROVIDER + 2)]
+
+    started = time.monotonic()
+    providers.check_within("local", 2)
+    assert time.monotonic() - started < 1.5  # not queued behind cloudinary's
+
+    with pytest.raises(TimeoutError, match="no answer within 0.5 s"):
+        providers.check_within("cloudinary", 0.5)
+    cloudinary_and_local.heal()
+    for check in hung:
+        check.exception(timeout=10)  # each ends on its provider's timeout or once healed
 
 
 def test_while_a_round_of_checks_runs_another_request_does_not_start_one(staff_user, cloudinary_and_local):

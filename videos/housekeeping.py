@@ -4,7 +4,6 @@ and the record of the last orphan sweeps.
 Moves and retried deletions live in ``videos.services`` with the other file rules.
 """
 
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,35 +45,10 @@ def provider_status(name, timeout=None):
     if missing:
         return ProviderStatus(name, in_chain, False, None, "not configured: " + ", ".join(missing))
     try:
-        _check_within(name, timeout)
+        providers.check_within(name, timeout)
     except Exception as exc:
         return ProviderStatus(name, in_chain, True, False, describe_failure(exc))
     return ProviderStatus(name, in_chain, True, True, "ok")
-
-
-def _check_within(name, timeout):
-    """Run provider ``name``'s cheap check; raise TimeoutError when it has not answered
-    after ``timeout`` seconds. The check's thread is left to end on its own provider timeout."""
-    if timeout is None:
-        providers.check(name)
-        return
-    outcome = {}
-
-    def check():
-        try:
-            providers.check(name)
-        except BaseException as exc:
-            outcome["error"] = exc
-        else:
-            outcome["ok"] = True
-
-    thread = threading.Thread(target=check, name=f"check-{name}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if "error" in outcome:
-        raise outcome["error"]
-    if "ok" not in outcome:
-        raise TimeoutError(f"no answer within {timeout:g} s")
 
 
 def referenced_names():

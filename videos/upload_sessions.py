@@ -20,7 +20,6 @@ The API (``/api/uploads/``) and the admin's upload script both go through here:
   left on their providers removed (``cleanup_orphans``).
 """
 
-import concurrent.futures
 import logging
 from datetime import timedelta
 
@@ -55,7 +54,6 @@ OPEN_UPLOADS_PER_USER = 20
 COMPLETION_CLAIM_TIMEOUT = timedelta(minutes=10)
 # How long the server's own check of a provider a client could not reach may take.
 PROVIDER_CHECK_TIMEOUT = 5.0
-_checks = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="provider-check")
 
 
 class UploadRefused(Exception):
@@ -228,10 +226,9 @@ def _failures(session):
 
 def _provider_answers(provider):
     """The provider's cheap check, within PROVIDER_CHECK_TIMEOUT; False when it fails."""
-    check = _checks.submit(providers.check, provider)
     try:
-        check.result(timeout=PROVIDER_CHECK_TIMEOUT)
-    except concurrent.futures.TimeoutError:
+        providers.check_within(provider, PROVIDER_CHECK_TIMEOUT)
+    except TimeoutError:
         logger.warning("Storage provider %s did not answer its check within %s s", provider, PROVIDER_CHECK_TIMEOUT)
         return False
     except Exception as exc:
