@@ -171,6 +171,30 @@ def test_an_admin_upload_shows_progress_and_lands(browser, site, settings, trans
         assert sha256(stored.read()) == sha256(clip.read_bytes())
 
 
+def test_an_admin_upload_refused_while_the_server_is_busy_asks_again_and_lands(
+    browser, site, settings, transactional_db, staff_user, tmp_path
+):
+    from videos import metrics
+    from videos.models import Video
+    from videos.provider_slots import provider_slot
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    settings.PROVIDER_WAIT_SLOTS = 1
+    clip = real_video(tmp_path, "upload.webm", codec_args=WEBM)
+    sign_in(browser, site, staff_user)
+    refused_before = metrics.BUSY_REFUSALS._value.get()
+
+    with provider_slot():  # the one slot, held as a request waiting on a slow provider would
+        fill_the_add_form(browser, site, staff_user, clip)
+        WebDriverWait(browser, 30).until(lambda _: metrics.BUSY_REFUSALS._value.get() > refused_before)
+        assert not browser.find_element(By.ID, "upload-error").is_displayed()
+
+    assert landed(browser) == ["The video “From the browser” was added successfully."]
+    video = Video.objects.get(title="From the browser")
+    with video.file.open("rb") as stored:
+        assert sha256(stored.read()) == sha256(clip.read_bytes())
+
+
 def test_an_admin_upload_over_the_small_body_limit_sends_its_csrf_token_first(
     browser, site, settings, transactional_db, staff_user, tmp_path
 ):
