@@ -397,6 +397,48 @@ def test_a_call_to_an_s3_that_does_not_answer_fails_within_the_timeout(hanging_u
     assert elapsed < attempt_bound(uploads.storage.timeout)
 
 
+def test_a_report_on_an_s3_that_does_not_answer_the_server_either_moves_on_without_waiting_on_a_removal(
+    s3_server, settings, user, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from videos import upload_sessions
+    from videos.models import UploadSession
+
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    settings.STORAGE_TIMEOUT = 20
+    monkeypatch.setattr(upload_sessions, "PROVIDER_CHECK_TIMEOUT", 1)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    with FaultProxy("127.0.0.1", s3_server.port) as proxy:
+        settings.AWS_S3_ENDPOINT_URL = proxy.url
+        upload = api.post("/api/uploads/", {"filename": "clip.mp4", "size": SIZE}, format="json").json()
+        assert upload["provider"] == "s3"
+        proxy.set_mode("refuse")  # the open connections closed,
+        proxy.set_mode("hang")  # and the new ones never answered
+
+        started = time.monotonic()
+        moved = api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "timeout"}, format="json")
+        elapsed = time.monotonic() - started
+
+        assert moved.status_code == 200 and moved.json()["provider"] == "local"
+        assert elapsed < 1 + 3  # the check's second and a margin, not the removal's 20 s
+        session = UploadSession.objects.get(pk=upload["id"])
+        assert [(attempt["provider"], attempt["removed"]) for attempt in session.tried] == [("s3", False)]
+        assert s3_server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])  # left there, for now
+
+        proxy.set_mode("pass")
+        UploadSession.objects.filter(pk=session.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        upload_sessions.sweep_expired()
+
+    assert s3_server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert UploadSession.objects.get(pk=session.pk).status == "expired"
+
+
 def test_an_upload_through_the_api_goes_straight_to_s3_and_becomes_a_video(s3_server, settings, user):
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient

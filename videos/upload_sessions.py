@@ -188,7 +188,8 @@ def fail_over(session, reason) -> UploadSession:
     """The client could not reach its target: move the upload to the next provider.
 
     The row stays locked meanwhile (a few seconds at most), so two reports of one
-    upload move it once. With no provider left the upload ends (NoProviderAvailable):
+    upload move it once. What the client sent is removed from the provider, unless the
+    provider failed the server's check too: then the expired-upload sweep removes it. With no provider left the upload ends (NoProviderAvailable):
     the client starts a new one after the time it is told.
     """
     with transaction.atomic():
@@ -196,11 +197,21 @@ def fail_over(session, reason) -> UploadSession:
         check_open(session)
         provider = session.provider
         logger.warning("A client could not reach %s for upload %s: %s", provider, session.pk, (reason or "")[:200])
-        if not _provider_answers(provider) and CircuitBreaker(provider).record_failure(
+        answers = _provider_answers(provider)
+        if not answers and CircuitBreaker(provider).record_failure(
             "failed its check after a client could not reach it"
         ):
             logger.warning("Storage provider %s failed its check after a client's report (circuit opened)", provider)
-        removed = _remove_quietly(session)
+        if answers:
+            removed = _remove_quietly(session)
+        else:
+            # Removing it would wait out the provider's timeout too: the expired-upload
+            # sweep (cleanup_orphans) removes it once the provider answers again.
+            logger.warning(
+                "Left the direct upload %s on %s for cleanup_orphans to remove: it did not answer its check",
+                session.key, provider,
+            )
+            removed = False
         session.tried.append({"provider": provider, "state": session.state, "removed": removed})
         try:
             _open_on_next_provider(session)
