@@ -397,17 +397,14 @@ def test_a_call_to_an_s3_that_does_not_answer_fails_within_the_timeout(hanging_u
     assert elapsed < attempt_bound(uploads.storage.timeout)
 
 
-def test_a_report_on_an_s3_that_does_not_answer_the_server_either_moves_on_without_waiting_on_a_removal(
-    s3_server, settings, user, monkeypatch
-):
-    from datetime import timedelta
-
-    from django.utils import timezone
+@pytest.fixture
+def s3_then_local(s3_server, settings, user, monkeypatch):
+    """The API, S3 (behind a fault proxy, slow to time out) then local disk, and the
+    server's own check of a provider bounded to a second."""
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
     from videos import upload_sessions
-    from videos.models import UploadSession
 
     settings.STORAGE_PROVIDERS = ["s3", "local"]
     settings.STORAGE_TIMEOUT = 20
@@ -416,27 +413,68 @@ def test_a_report_on_an_s3_that_does_not_answer_the_server_either_moves_on_witho
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     with FaultProxy("127.0.0.1", s3_server.port) as proxy:
         settings.AWS_S3_ENDPOINT_URL = proxy.url
-        upload = api.post("/api/uploads/", {"filename": "clip.mp4", "size": SIZE}, format="json").json()
-        assert upload["provider"] == "s3"
-        proxy.set_mode("refuse")  # the open connections closed,
-        proxy.set_mode("hang")  # and the new ones never answered
+        yield api, proxy
 
-        started = time.monotonic()
-        moved = api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "timeout"}, format="json")
-        elapsed = time.monotonic() - started
 
-        assert moved.status_code == 200 and moved.json()["provider"] == "local"
-        assert elapsed < 1 + 3  # the check's second and a margin, not the removal's 20 s
-        session = UploadSession.objects.get(pk=upload["id"])
-        assert [(attempt["provider"], attempt["removed"]) for attempt in session.tried] == [("s3", False)]
-        assert s3_server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])  # left there, for now
+def report_on_a_hanging_s3(api, proxy):
+    """Start an upload on S3, make S3 hang, report it; returns the upload, the answer
+    and how long it took."""
+    upload = api.post("/api/uploads/", {"filename": "clip.mp4", "size": SIZE}, format="json").json()
+    assert upload["provider"] == "s3"
+    proxy.set_mode("refuse")  # the open connections closed,
+    proxy.set_mode("hang")  # and the new ones never answered
+    started = time.monotonic()
+    moved = api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "timeout"}, format="json")
+    return upload, moved, time.monotonic() - started
 
-        proxy.set_mode("pass")
-        UploadSession.objects.filter(pk=session.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-        upload_sessions.sweep_expired()
+
+def test_a_report_on_an_s3_that_does_not_answer_the_server_either_moves_on_without_waiting_on_a_removal(
+    s3_then_local, s3_server
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from videos import upload_sessions
+    from videos.models import UploadSession
+
+    api, proxy = s3_then_local
+    upload, moved, elapsed = report_on_a_hanging_s3(api, proxy)
+
+    assert moved.status_code == 200 and moved.json()["provider"] == "local"
+    assert elapsed < 1 + 3  # the check's second and a margin, not the removal's 20 s
+    session = UploadSession.objects.get(pk=upload["id"])
+    assert [(attempt["provider"], attempt["removed"]) for attempt in session.tried] == [("s3", False)]
+    assert s3_server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])  # left there, for now
+
+    proxy.set_mode("pass")
+    UploadSession.objects.filter(pk=session.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    upload_sessions.sweep_expired()
 
     assert s3_server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     assert UploadSession.objects.get(pk=session.pk).status == "expired"
+
+
+def test_a_report_on_a_provider_whose_circuit_is_open_waits_on_no_check(s3_then_local, settings, monkeypatch):
+    from storage_backends.breaker import CircuitBreaker
+    from videos import upload_sessions
+
+    api, proxy = s3_then_local
+    monkeypatch.setattr(upload_sessions, "PROVIDER_CHECK_TIMEOUT", 5)
+    upload = api.post("/api/uploads/", {"filename": "clip.mp4", "size": SIZE}, format="json").json()
+    for _ in range(settings.STORAGE_BREAKER_FAILURES):
+        CircuitBreaker("s3").record_failure("failing uploads")
+    failures_before = CircuitBreaker("s3").record().last_failure
+    proxy.set_mode("refuse")
+    proxy.set_mode("hang")
+
+    started = time.monotonic()
+    moved = api.post(f"/api/uploads/{upload['id']}/fail/", {"reason": "timeout"}, format="json")
+    elapsed = time.monotonic() - started
+
+    assert moved.status_code == 200 and moved.json()["provider"] == "local"
+    assert elapsed < 2  # no five-second check of a provider already known to fail
+    assert CircuitBreaker("s3").record().last_failure == failures_before  # and nothing more counted
 
 
 def test_an_upload_through_the_api_goes_straight_to_s3_and_becomes_a_video(s3_server, settings, user):

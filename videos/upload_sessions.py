@@ -197,11 +197,15 @@ def fail_over(session, reason) -> UploadSession:
         check_open(session)
         provider = session.provider
         logger.warning("A client could not reach %s for upload %s: %s", provider, session.pk, (reason or "")[:200])
-        answers = _provider_answers(provider)
-        if not answers and CircuitBreaker(provider).record_failure(
-            "failed its check after a client could not reach it"
-        ):
-            logger.warning("Storage provider %s failed its check after a client's report (circuit opened)", provider)
+        breaker = CircuitBreaker(provider)
+        if breaker.is_open():
+            answers = False  # known to be failing: no check to wait for, nothing more to count
+        else:
+            answers = _provider_answers(provider)
+            if not answers and breaker.record_failure("failed its check after a client could not reach it"):
+                logger.warning(
+                    "Storage provider %s failed its check after a client's report (circuit opened)", provider
+                )
         if answers:
             removed = _remove_quietly(session)
         else:
