@@ -164,15 +164,24 @@ class S3MultipartSender:
         return number, etag
 
     def _url_for(self, number):
-        with self._url_lock:
-            if number not in self._urls:
-                # This part and the next missing ones not signed yet, in one call.
-                wanted = [n for n in self._missing if n >= number and n not in self._urls][:SIGN_BATCH]
-                for part in self.api.sign_parts(self.upload["id"], wanted):
-                    self._urls[part["number"]] = part["url"]
-            if number not in self._urls:
-                raise UploadError(f"The server did not sign part {number}")
-            return self._urls[number]
+        """Part ``number``'s URL. The next batch is signed a little ahead, while the
+        parts before it are still being sent: when this part or one of the ``parallel``
+        after it has no URL yet. Only a thread whose own part has none waits for it."""
+        ahead = [n for n in self._missing if n >= number][: self.parallel + 1]
+        if not all(n in self._urls for n in ahead):
+            if self._url_lock.acquire(blocking=number not in self._urls):
+                try:
+                    # This part and the next missing ones not signed yet, in one call.
+                    wanted = [n for n in self._missing if n >= number and n not in self._urls][:SIGN_BATCH]
+                    if wanted:
+                        for part in self.api.sign_parts(self.upload["id"], wanted):
+                            self._urls[part["number"]] = part["url"]
+                finally:
+                    self._url_lock.release()
+        url = self._urls.get(number)
+        if url is None:
+            raise UploadError(f"The server did not sign part {number}")
+        return url
 
 
 class CloudinaryChunkedSender:

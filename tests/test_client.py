@@ -22,7 +22,7 @@ import stremora_client
 from stremora_client.errors import describe_network_error, message_of
 from stremora_client.progress import TerminalProgress, format_line, progress_for
 from stremora_client.resume import FORGET_AFTER_SECONDS, ResumeState, default_state_path, upload_key
-from stremora_client.transfer import chunk_ranges, content_range, part_range, read_range
+from stremora_client.transfer import S3MultipartSender, chunk_ranges, content_range, part_range, read_range
 from tests.counting_proxy import CountingProxy
 from tests.factories import sha256, video_bytes
 from tests.fault_proxy import FaultProxy
@@ -79,6 +79,49 @@ def test_a_part_is_read_from_its_range_only(tmp_path):
 
     assert read_range(path, 1000, 1000) == data[1000:2000]
     assert read_range(path, 3000, 7) == data[3000:]
+
+
+# Signing S3 parts ahead
+
+
+class SigningRecorder:
+    """The client's API as far as signing goes: records the part numbers asked for."""
+
+    def __init__(self):
+        self.asked = []
+
+    def sign_parts(self, upload_id, numbers):
+        self.asked.append(list(numbers))
+        return [{"number": number, "url": f"https://s3.example/part-{number}"} for number in numbers]
+
+
+def s3_sender(api, part_count, signed, parallel):
+    upload = {
+        "id": "an-upload",
+        "target": {
+            "method": "s3-multipart",
+            "part_size": 8 * MIB,
+            "part_count": part_count,
+            "parts": [{"number": n, "url": f"https://s3.example/part-{n}"} for n in range(1, signed + 1)],
+        },
+    }
+    return S3MultipartSender(api, upload, "unused.mp4", part_count * 8 * MIB, progress=None, parallel=parallel)
+
+
+def test_the_next_parts_are_signed_while_the_parts_before_them_are_still_being_sent():
+    api = SigningRecorder()
+    sender = s3_sender(api, part_count=40, signed=16, parallel=4)
+
+    assert sender._url_for(12).endswith("part-12")  # parts 12 to 16 are signed: no call
+    assert api.asked == []
+    assert sender._url_for(13).endswith("part-13")  # part 17 would be sent next among 13 to 17
+    assert api.asked == [list(range(17, 33))]
+    for number in range(14, 29):
+        sender._url_for(number)
+    assert len(api.asked) == 1  # up to part 28, parts 29 to 32 are signed
+    sender._url_for(29)
+    assert api.asked == [list(range(17, 33)), list(range(33, 41))]
+    assert sender._url_for(40).endswith("part-40") and len(api.asked) == 2
 
 
 # The resume state file
