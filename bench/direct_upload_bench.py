@@ -68,24 +68,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BUCKET = "stremora-bench"
-MIB = 1024 * 1024
-SECRET_KEY = "stremora-bench-secret-key-not-for-production"
-S3_CREDENTIALS = SimpleNamespace(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+from bench.common import BUCKET, FOREIGN_VARIABLES, MIB, S3_CREDENTIALS, SECRET_KEY  # noqa: E402
+
 ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s %(p)s"  # method, path, status, microseconds, <worker pid>
 WARM_UP_MIB = 16
 HEALTH_INTERVAL = 0.05  # seconds between the starts of two health samples
 HEALTH_TIMEOUT = 30
-# Variables of the caller's shell that would reach a provider or another database.
-FOREIGN_VARIABLES = ("CLOUDINARY_URL", "CLOUDINARY_UPLOAD_PREFIX", "CLOUDINARY_DELIVERY_PREFIX", "AWS_ACCESS_KEY_ID",
-                     "AWS_SECRET_ACCESS_KEY", "AWS_S3_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "STORAGE_PROVIDERS",
-                     "CACHE_URL", "MEDIA_ROOT", "DATABASE_URL", "DEBUG")
 
 
 class Site:

@@ -38,14 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BUCKET = "stremora-bench"
-MIB = 1024 * 1024
-SECRET_KEY = "stremora-bench-secret-key-not-for-production"
+from bench.common import BUCKET, FOREIGN_VARIABLES, MIB, S3_CREDENTIALS, SECRET_KEY  # noqa: E402
+
 STAFF_PASSWORD = "bench-staff-password-1"
-FOREIGN_VARIABLES = ("CLOUDINARY_URL", "CLOUDINARY_UPLOAD_PREFIX", "CLOUDINARY_DELIVERY_PREFIX", "AWS_ACCESS_KEY_ID",
-                     "AWS_SECRET_ACCESS_KEY", "AWS_S3_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "STORAGE_PROVIDERS",
-                     "CACHE_URL", "MEDIA_ROOT", "DATABASE_URL", "DEBUG", "CELERY_BROKER_URL")
-S3_CREDENTIALS = type("S3Credentials", (), {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
 
 
 def real_video_of(directory, size):
