@@ -200,9 +200,10 @@ class FallbackStorage(Storage):
         path_of = getattr(storage, "path_of", None)
         return path_of(key) if path_of else key
 
-    def _call(self, operation, name, *args):
-        """``operation`` of the provider that holds ``name``, timed (``signals.provider_called``)."""
-        storage, key = self._route(name)
+    def _call(self, operation, name, *args, routed=None):
+        """``operation`` of the provider that holds ``name`` (``routed``: its ``_route``
+        already), timed (``signals.provider_called``)."""
+        storage, key = routed or self._route(name)
         with signals.timed(provider_of(name), operation):
             return getattr(storage, operation)(key, *args)
 
@@ -224,15 +225,15 @@ class FallbackStorage(Storage):
     def signed_url(self, name, expire=None):
         """A URL of ``name`` that expires after ``expire`` seconds where its provider signs
         URLs (local disk); else its ``url()``, already presigned on S3."""
-        storage, _ = self._route(name)
-        if hasattr(storage, "signed_url"):
-            return self._call("signed_url", name, expire)
-        return self._call("url", name)
+        routed = self._route(name)
+        if hasattr(routed[0], "signed_url"):
+            return self._call("signed_url", name, expire, routed=routed)
+        return self._call("url", name, routed=routed)
 
     def md5(self, name):
         """The MD5 hex digest of a stored file where its provider keeps one, else None."""
-        storage, _ = self._route(name)
-        return self._call("md5", name) if hasattr(storage, "md5") else None
+        routed = self._route(name)
+        return self._call("md5", name, routed=routed) if hasattr(routed[0], "md5") else None
 
     def poster_url(self, name):
         """A still frame of a stored video where its provider cuts one on delivery, else None."""
