@@ -455,6 +455,22 @@ def test_migrate_storage_queue_hands_each_video_to_the_queue(staff_user, setting
     assert {video.storage_provider for video in Video.objects.all()} == {"s3"}
 
 
+def test_migrate_storage_queue_without_a_job_queue_says_the_moves_ran_here(staff_user, settings, s3_inprocess, media_root):
+    settings.STORAGE_PROVIDERS = ["local"]
+    for number in range(2):
+        create_on(settings, "local", staff_user, f"Clip {number}")
+
+    output = io.StringIO()
+    call_command("migrate_storage", "--to", "s3", "--queue", stdout=output)
+
+    assert output.getvalue().strip().endswith(
+        "0 queued for a move to s3, 0 already there, 0 not queued, 2 moved here, 0 failed "
+        "(no job queue: CELERY_BROKER_URL is unset)"
+    )
+    assert {video.storage_provider for video in Video.objects.all()} == {"s3"}
+    assert len(s3_keys(s3_inprocess)) == 2
+
+
 # -- a broker that does not answer -------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from storage_backends.names import PROVIDER_NAMES
 from videos import services, upload_sessions
 from videos.dashboard import PROVIDER_COLOURS
 from videos.housekeeping import missing_files
-from videos.models import MoveStatus, PendingDeletion, StorageProvider, UploadSession, Video
+from videos.models import PendingDeletion, StorageProvider, UploadSession, Video
 from videos.upload_limits import too_large_for_providers
 from videos.validators import THUMBNAIL_FORMATS, clean_thumbnail, clean_video_file
 
@@ -142,13 +142,7 @@ def move_action(provider):
 
     def move_to(modeladmin, request, queryset):
         outcome = services.queue_moves(queryset, provider)
-        # Without a job queue the moves ran inline already: say how they ended.
-        statuses = dict(
-            Video.objects.filter(pk__in=[video.pk for video in outcome.queued]).values_list("pk", "move_status")
-        )
-        waiting = [video for video in outcome.queued if statuses.get(video.pk) in (MoveStatus.QUEUED, MoveStatus.MOVING)]
-        moved = [video for video in outcome.queued if statuses.get(video.pk) == MoveStatus.DONE]
-        failed = [video for video in outcome.queued if statuses.get(video.pk) == MoveStatus.FAILED]
+        waiting, moved, failed = outcome.by_status()
         if waiting:
             modeladmin.message_user(
                 request, f"Queued {len(waiting)} video(s) for a move to {provider_label}.", messages.SUCCESS

@@ -318,6 +318,15 @@ class QueuedMoves:
     already_there: list
     unsent: list
 
+    def by_status(self):
+        """The queued videos by how their moves stand now: ``(waiting, moved, failed)``.
+        Without a job queue the moves ran inline before ``queue_moves`` returned."""
+        statuses = dict(Video.objects.filter(pk__in=[video.pk for video in self.queued]).values_list("pk", "move_status"))
+        waiting = [video for video in self.queued if statuses.get(video.pk) in (MoveStatus.QUEUED, MoveStatus.MOVING)]
+        moved = [video for video in self.queued if statuses.get(video.pk) == MoveStatus.DONE]
+        failed = [video for video in self.queued if statuses.get(video.pk) == MoveStatus.FAILED]
+        return waiting, moved, failed
+
 
 def is_on(video: Video, provider: str) -> bool:
     """Whether every file of ``video`` is stored on ``provider`` (nothing to move)."""

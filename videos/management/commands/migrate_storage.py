@@ -52,13 +52,19 @@ class Command(BaseCommand):
 
         if queue:
             outcome = services.queue_moves(Video.objects.filter(pk__in=ids).order_by("pk"), target)
+            waiting, moved, failed = outcome.by_status()
             for video in outcome.unsent:
                 self.stderr.write(f"video {video.pk}: not queued: the job queue did not answer")
+            for video in failed:
+                video.refresh_from_db(fields=["move_detail"])
+                self.stderr.write(f"video {video.pk}: not moved: {video.move_detail}")
             summary = (
-                f"{len(outcome.queued)} queued for a move to {target}, {len(outcome.already_there)} already there, "
+                f"{len(waiting)} queued for a move to {target}, {len(outcome.already_there)} already there, "
                 f"{len(outcome.unsent)} not queued"
             )
-            if outcome.unsent:
+            if moved or failed:  # no job queue: the moves ran here
+                summary += f", {len(moved)} moved here, {len(failed)} failed (no job queue: CELERY_BROKER_URL is unset)"
+            if outcome.unsent or failed:
                 raise CommandError(summary)
             self.stdout.write(self.style.SUCCESS(summary))
             return
