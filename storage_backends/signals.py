@@ -14,7 +14,8 @@ fails the upload it was told about. Receivers must be quick; they run in the req
                   unreachable).
 ``provider_called`` a call to one provider ended (``timed``): ``provider``,
                   ``operation`` (``save``, ``open``, ``delete``, ``exists``, ``size``,
-                  ``url``, ``signed_url``, ``md5``, ``check``), ``seconds`` (wall time)
+                  ``url``, ``signed_url``, ``md5``, ``check``; the app's direct uploads add
+                  ``direct_start`` and the like), ``seconds`` (wall time)
                   and ``error`` (the exception it raised, None when it answered).
 """
 

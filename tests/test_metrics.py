@@ -138,6 +138,29 @@ def test_a_completed_direct_upload_counts_as_stored_directly(user, settings):
     assert changes(before, after, "stremora_uploads_total", provider="local", outcome="stored", via="direct") == 1
 
 
+def test_the_provider_calls_of_a_direct_upload_are_timed_by_operation(user, settings, s3_inprocess):
+    settings.STORAGE_PROVIDERS = ["s3"]
+    api = client_for(user)
+    data = video_bytes(50_000)
+    before = scrape()
+    direct = start(api, data)
+    assert api.get(f"/api/uploads/{direct['id']}/").status_code == 200  # what S3 holds: ListParts
+    assert api.delete(f"/api/uploads/{direct['id']}/").status_code == 204
+
+    after = scrape()
+    for operation in ("direct_start", "direct_received", "direct_abort"):
+        assert changes(before, after, "stremora_provider_call_seconds_count", provider="s3", operation=operation) == 1
+
+    settings.STORAGE_PROVIDERS = ["local"]
+    direct = start(api, data)
+    send_all(api, direct, data)
+    before = scrape()
+    assert complete(api, direct).status_code == 201
+    after = scrape()
+    for operation in ("direct_finish", "direct_read_head"):
+        assert changes(before, after, "stremora_provider_call_seconds_count", provider="local", operation=operation) == 1
+
+
 def test_a_direct_upload_moved_on_from_s3_counts_the_fallback(user, settings, s3_inprocess):
     settings.STORAGE_PROVIDERS = ["s3", "local"]
     api = client_for(user)

@@ -89,6 +89,13 @@ def _direct_uploads(provider):
     return getattr(providers.get_storage(provider), "direct_uploads", None)
 
 
+def _provider_call(provider, operation, *args, **kwargs):
+    """``operation`` of ``provider``'s direct uploads, a call to the provider, timed as
+    the chain times its own (``stremora_provider_call_seconds``, ``direct_<operation>``)."""
+    with signals.timed(provider, f"direct_{operation}"):
+        return getattr(_direct_uploads(provider), operation)(*args, **kwargs)
+
+
 # -- starting and moving on ---------------------------------------------------
 
 
@@ -150,8 +157,8 @@ def _open_on_next_provider(session):
         try:
             if admission is Admission.TRIAL:
                 providers.check(provider)
-            started = _direct_uploads(provider).start(
-                session.key, session.size, session.content_type, expires_at=session.expires_at
+            started = _provider_call(
+                provider, "start", session.key, session.size, session.content_type, expires_at=session.expires_at
             )
         except Exception as exc:
             if is_provider_fault(exc):
@@ -256,7 +263,7 @@ def _remove_quietly(session, provider=None, state=None):
     """Remove what an upload left on a provider; whether that worked."""
     provider = provider or session.provider
     try:
-        _direct_uploads(provider).abort(session.key, session.state if state is None else state)
+        _provider_call(provider, "abort", session.key, session.state if state is None else state)
     except Exception as exc:
         logger.warning(
             "Could not remove the direct upload %s from %s (cleanup_orphans will): %s",
@@ -291,7 +298,7 @@ def target(session) -> dict:
 def received(session):
     """What the provider holds of the upload (``storage_backends.direct.Received``)."""
     try:
-        return _direct_uploads(session.provider).received(session.key, session.state)
+        return _provider_call(session.provider, "received", session.key, session.state)
     except Exception as exc:
         logger.warning("Could not ask %s what upload %s holds: %s", session.provider, session.pk, describe_failure(exc))
         raise ProviderUnreachable(session.provider) from exc
@@ -431,7 +438,9 @@ def _complete_claimed(session, *, video=None, parts=None, public_id=None, **fiel
 def _finish_and_check(session, *, parts, public_id):
     direct = _direct_uploads(session.provider)
     try:
-        finished = direct.finish(session.key, session.state, {"parts": parts, "public_id": public_id})
+        finished = _provider_call(
+            session.provider, "finish", session.key, session.state, {"parts": parts, "public_id": public_id}
+        )
     except FileNotFoundError:
         raise UploadRefused(
             "The provider holds no file for this upload: send its bytes to the target before completing it."
@@ -442,7 +451,7 @@ def _finish_and_check(session, *, parts, public_id):
         logger.warning("Could not finish upload %s on %s: %s", session.pk, session.provider, describe_failure(exc))
         raise ProviderUnreachable(session.provider) from exc
     try:
-        content_type = _check_finished(session, direct, finished.size)
+        content_type = _check_finished(session, finished.size)
     except UploadRefused:
         _remove_quietly(session)
         _set_status(session, Status.ABANDONED)
@@ -456,7 +465,7 @@ def _finish_and_check(session, *, parts, public_id):
     )
 
 
-def _check_finished(session, direct, size):
+def _check_finished(session, size):
     """The file's type by content, or UploadRefused naming what is wrong with it."""
     if size > max_upload_bytes():
         raise _too_large(size)
@@ -466,7 +475,7 @@ def _check_finished(session, direct, size):
             "the file was removed. Start the upload again."
         )
     try:
-        head = direct.read_head(session.key, SNIFF_BYTES)
+        head = _provider_call(session.provider, "read_head", session.key, SNIFF_BYTES)
     except Exception as exc:
         raise ProviderUnreachable(session.provider) from exc
     try:
