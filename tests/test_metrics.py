@@ -181,6 +181,17 @@ def test_a_direct_upload_moved_on_from_s3_counts_the_fallback(user, settings, s3
     ) == 1
 
 
+def test_a_direct_upload_no_provider_could_start_counts_as_failed(user, settings, s3_outage):
+    settings.STORAGE_PROVIDERS = ["s3"]
+    before = scrape()
+
+    response = client_for(user).post("/api/uploads/", {"filename": "clip.mp4", "size": 1000}, format="json")
+
+    assert response.status_code == 503
+    after = scrape()
+    assert changes(before, after, "stremora_uploads_total", provider="none", outcome="failed", via="direct") == 1
+
+
 def test_a_direct_upload_with_no_provider_left_counts_as_failed(user, settings):
     settings.STORAGE_PROVIDERS = ["local"]
     api = client_for(user)

@@ -124,7 +124,11 @@ def start_upload(owner, *, filename, size, content_type) -> UploadSession:
         key=default_storage.get_available_name(name, max_length=Video._meta.get_field("file").max_length),
         expires_at=timezone.now() + timedelta(seconds=settings.UPLOAD_SESSION_TTL),
     )
-    _open_on_next_provider(session)
+    try:
+        _open_on_next_provider(session)
+    except NoProviderAvailable:
+        signals.send(signals.store_failed, name=session.key, failures=_failures(session), via="direct")
+        raise
     session.save()
     return session
 
