@@ -29,7 +29,9 @@ health       ``/api/health/`` latency, sampled every 50 ms from a thread of this
              their uploads together on a word from this script: clients run on
              other machines, and 16 interpreters starting on these two CPUs are no
              part of what the server meets. The row names the longest request of
-             each kind.
+             each kind, and how many starts the server told to come back a second
+             later (503: every PROVIDER_WAIT_SLOTS slot held, two of the three
+             workers) before their clients asked again.
 fallback     the same upload with the primary failing on its first part: Cloudinary
              first in ``STORAGE_PROVIDERS``, the Cloudinary test server answering every
              upload request (each chunk) with a 500 while the rest of its API (the
@@ -546,12 +548,14 @@ def bench_health(site, path, size_mib, uploads):
         if not kind.endswith("/api/health/"):
             longest[kind] = max(longest.get(kind, 0), request.seconds)
     slowest = ", ".join(f"{kind} {seconds * 1000:.0f}" for kind, seconds in sorted(longest.items(), key=lambda item: -item[1]))
+    # Starts refused while every PROVIDER_WAIT_SLOTS slot was held; their clients asked again.
+    busy = sum(1 for request in requests if request.status == 503 and request_kind(request.method, request.path) == "POST /api/uploads/")
     return {
         "what": f"/api/health/ during {uploads} concurrent {size_mib} MiB direct uploads to S3 ({elapsed:.0f} s)",
         "baseline": f"idle p99 {percentile(idle.latencies, 0.99) * 1000:.0f} ms ({len(idle.latencies)} samples)",
         "direct": f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(samples) * 1000:.0f} ms "
                   f"({len(samples)} samples, {slow} over 200 ms, {sampler.failures} failed); "
-                  f"longest request of each kind (ms): {slowest}",
+                  f"longest request of each kind (ms): {slowest}; {busy} starts told to come back (503)",
         "result": f"p99 {p99:.0f} ms",
         "target": "p99 <= 200 ms",
         "ok": p99 <= 200 and not sampler.failures,
