@@ -482,6 +482,25 @@ def _queue_removal(name: str, reason: str) -> PendingDeletion:
     return pending
 
 
+def queue_uncertain_file(sender, *, name, reason, **kwargs) -> None:
+    """Receives ``storage_backends.signals.store_uncertain``: a provider failed an upload
+    in a way that does not say the file is not there (its answer may have been lost).
+
+    No video uses that name (the upload went on to another provider, or failed), so
+    its removal is queued, first tried after ``RETRY_BASE_DELAY``: by then a write
+    that was only slow has landed. Removing a file that never landed succeeds.
+    """
+    with transaction.atomic():  # a savepoint: a failed insert spoils no transaction around the upload
+        PendingDeletion.objects.get_or_create(
+            name=name,
+            defaults={
+                "provider": provider_of(name),
+                "last_error": f"An upload failed after the file may have reached the provider: {reason}",
+                "next_attempt_at": timezone.now() + RETRY_BASE_DELAY,
+            },
+        )
+
+
 def retry_delay(attempts: int) -> timedelta:
     return min(RETRY_BASE_DELAY * 2 ** max(attempts - 1, 0), RETRY_MAX_DELAY)
 
