@@ -1,10 +1,13 @@
 """The service layer: files stored before the row, old files removed after the commit."""
 
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from storage_backends import providers
@@ -263,6 +266,48 @@ def test_an_upload_whose_answer_was_lost_queues_the_removal_of_what_may_have_lan
     assert services.retry_pending_deletions(due_only=False) == (1, 0)
     assert files_on("s3", media_root, s3_inprocess) == []
     assert on_disk(media_root, video.file.name)
+
+
+def backend_pid():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def drop_connection(pid):
+    """Terminate the database connection served by ``pid``, as a server restart would."""
+    database = django_settings.DATABASES["default"]
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], dbname="postgres", autocommit=True
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            time.sleep(0.01)  # the server ends it a moment later
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_connection_dropped_while_its_provider_failed_still_queues_the_removal(
+    settings, s3_inprocess, user, media_root
+):
+    from botocore.exceptions import ReadTimeoutError
+
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+    uploading = backend_pid()  # the upload's connection (the PutObject runs in a transfer thread)
+
+    def lose_answer_and_connection(**kwargs):
+        drop_connection(uploading)  # idle while the provider did not answer
+        raise ReadTimeoutError(endpoint_url="https://s3.amazonaws.com")
+
+    events.register("after-call.s3.PutObject", lose_answer_and_connection)
+    try:
+        video = services.create_video(owner=user, title="Clip", file=video_upload())
+    finally:
+        events.unregister("after-call.s3.PutObject", lose_answer_and_connection)
+
+    assert video.file.name.startswith("local:")
+    [key] = files_on("s3", media_root, s3_inprocess)
+    assert PendingDeletion.objects.get().name == "s3:" + key.removeprefix("stremora/")
 
 
 def test_an_upload_cloudinary_failed_queues_a_removal_that_succeeds_on_nothing(

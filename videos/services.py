@@ -490,6 +490,7 @@ def queue_uncertain_file(sender, *, name, reason, **kwargs) -> None:
     its removal is queued, first tried after ``RETRY_BASE_DELAY``: by then a write
     that was only slow has landed. Removing a file that never landed succeeds.
     """
+    ensure_usable_connection()  # idle while the provider failed to answer: it may have been dropped
     with transaction.atomic():  # a savepoint: a failed insert spoils no transaction around the upload
         PendingDeletion.objects.get_or_create(
             name=name,
