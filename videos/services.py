@@ -446,7 +446,11 @@ def _replaced_names(video: Video) -> list[str]:
         return []
     stored = _locked_names(video.pk)
     current = {"file": video.file.name or "", "thumbnail": video.thumbnail.name or ""}
-    return [stored[field_name] for field_name in stored if stored[field_name] and stored[field_name] != current[field_name]]
+    return [
+        stored[field_name]
+        for field_name in ("file", "thumbnail")
+        if stored.get(field_name) and stored[field_name] != current[field_name]
+    ]
 
 
 def remove_files_after_commit(names) -> None:
