@@ -89,7 +89,7 @@ class FallbackStorage(Storage):
         size = _size_of(content)
         fitting = self._fitting(configured, name, size, failures)
         for provider, admission, more_to_try in self._attempt_order(fitting, failures):
-            key = self._try(provider, admission, name, content, failures, more_to_try)
+            key = self._try(provider, admission, name, content, failures, more_to_try, via)
             if key is not None:
                 before = tuple(failures[other] for other in provider_names if other in failures)
                 if before:
@@ -146,15 +146,17 @@ class FallbackStorage(Storage):
             logger.info("Every other provider failed: trying %s despite its open circuit", provider)
             yield provider, Admission.OPEN, position + 1 < len(passed_over)
 
-    def _try(self, provider, admission, name, content, failures, more_to_try):
+    def _try(self, provider, admission, name, content, failures, more_to_try, via):
         """Store on one provider; None (and the reason in ``failures``) when it fails.
 
         Only a fault of the provider counts toward its breaker: an error about the
         file (see ``storage_backends.faults``), or content that cannot be rewound, is
-        passed on to the next provider without counting.
+        passed on to the next provider without counting. A fault may also come after
+        the file landed (its answer lost): ``store_uncertain`` says so, for an upload.
         """
         breaker = CircuitBreaker(provider)
         rewound = False
+        storage = None
         try:
             content.seek(0)
             rewound = True
@@ -179,6 +181,11 @@ class FallbackStorage(Storage):
                 outcome,
             )
             failures[provider] = ProviderFailure(provider, reason, FailureKind.FAULT if counted else FailureKind.FILE)
+            if counted and storage is not None and via == "upload":
+                # Not for a move: its key is not new, a retried move writes it again, and
+                # a queued removal of it could then take the copy a video uses.
+                signals.send(signals.store_uncertain, provider=provider, name=qualify(provider, storage.new_key(name)),
+                             reason=reason)
             return None
         breaker.record_success()
         if admission is Admission.TRIAL:

@@ -76,3 +76,7 @@ class UniqueNamesMixin:
 
     def get_available_name(self, name, max_length=None):
         return unique_name(name, max_length)
+
+    def new_key(self, name):
+        """The key a new upload of ``name`` (an available name) is stored under."""
+        return name

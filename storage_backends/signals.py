@@ -12,6 +12,11 @@ fails the upload it was told about. Receivers must be quick; they run in the req
 ``store_failed``  no provider could store a file: ``name``, ``failures``, ``via``
                   (``"direct"``: a direct upload's client reported its last provider
                   unreachable).
+``store_uncertain`` a provider failed to store a file in a way that does not say the
+                  file is not there (a fault: a timeout, a dropped connection, a 5xx;
+                  botocore's retries hide which attempt failed how), so it may have
+                  landed: ``provider``, ``name`` (the stored name it has there if it
+                  did) and ``reason``. Sent for uploads only: no video uses that name.
 ``provider_called`` a call to one provider ended (``timed``): ``provider``,
                   ``operation`` (``save``, ``open``, ``delete``, ``exists``, ``size``,
                   ``url``, ``signed_url``, ``md5``, ``check``; the app's direct uploads add
@@ -29,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 file_stored = Signal()
 store_failed = Signal()
+store_uncertain = Signal()
 provider_called = Signal()
 
 

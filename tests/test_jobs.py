@@ -218,6 +218,62 @@ def test_a_file_replaced_during_processing_is_processed_for_the_new_file(
     assert posters == [video.thumbnail.name.removeprefix("local:")]
 
 
+def test_a_video_deleted_as_its_poster_is_recorded_leaves_no_poster_behind(
+    user, local_only, clip, queued_jobs, media_root
+):
+    video = services.create_video(owner=user, title="Clip", file=uploaded(clip))
+    as_the_request_loaded_it = Video.objects.get(pk=video.pk)  # a DELETE's view, before the job ends
+    queued_jobs.run_all()
+    assert Video.objects.get(pk=video.pk).thumbnail.name.startswith("local:thumbnails/")
+
+    services.delete_video(as_the_request_loaded_it)
+
+    assert not Video.objects.exists()
+    assert files_under(media_root) == []
+
+
+def wait_until_done_or_waiting_for_a_lock(thread, timeout=30):
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # else a transaction sees its first snapshot
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.05)
+
+
+def test_a_file_replaced_as_its_poster_is_recorded_leaves_no_poster_behind(
+    user, local_only, clip, longer_clip, queued_jobs, media_root, monkeypatch
+):
+    video = services.create_video(owner=user, title="Clip", file=uploaded(clip))
+    [(_, first_job)] = queued_jobs.take()
+    replaced_names = services._replaced_names
+    recorders = []
+
+    def replaced_names_then_the_job_records(video):
+        names = replaced_names(video)  # the replacement knows what the row held
+        recorder = threading.Thread(target=lambda: (jobs.process_upload.apply(first_job), connections.close_all()))
+        recorder.start()
+        recorders.append(recorder)
+        wait_until_done_or_waiting_for_a_lock(recorder)
+        return names
+
+    monkeypatch.setattr(services, "_replaced_names", replaced_names_then_the_job_records)
+    services.update_video(Video.objects.get(pk=video.pk), file=uploaded(longer_clip))
+    recorders[0].join(30)
+    queued_jobs.run_all()  # the new file's job
+
+    video.refresh_from_db()
+    assert video.duration_seconds == pytest.approx(4.0, abs=0.1)
+    # The new file and its poster: the one cut from the old file was removed.
+    assert files_under(media_root) == sorted(
+        name.removeprefix("local:") for name in (video.file.name, video.thumbnail.name)
+    )
+
+
 def test_processing_that_keeps_failing_stops_after_its_retries_and_says_why(
     user, local_only, clip, queued_jobs, media_root, monkeypatch
 ):

@@ -434,6 +434,10 @@ def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults(stack, soak):
     check_no_upload_lost_and_no_file_orphaned(stack, soak)
 
 
+def test_no_upload_is_lost_and_no_file_is_orphaned_under_faults_with_a_worker(stack_with_worker, soak):
+    check_no_upload_lost_and_no_file_orphaned(stack_with_worker, soak)
+
+
 def wait_for_processing(stack):
     """Wait until the worker has ended the processing of every video, for as long as it
     keeps ending some: the load leaves it a backlog. Returns how many videos were still
@@ -543,7 +547,7 @@ def check_no_upload_lost_and_no_file_orphaned(stack, soak):
         f" read mismatches {len(ledger.read_mismatches)}"
     )
     assert lost == []
-    assert orphans == set(), "files no video uses, left by requests that were answered"
+    assert orphans == set(), f"files no video uses, left by requests that were answered:\n{log_lines_about(stack, orphans)}"
     assert orphans_after == set() and missing == set()
     assert server_errors == 0, server_error_reports(stack.site.log())
     assert ledger.read_mismatches == []
@@ -590,6 +594,15 @@ def check_processed_by_the_worker(stack, ledger, backlog):
 def worker_lines_about(stack, names):
     keys = [name.rpartition("/")[2].partition(".")[0] for name in names]
     return "\n".join(line for line in stack.worker.log().splitlines() if any(key in line for key in keys))
+
+
+def log_lines_about(stack, names):
+    """The lines of gunicorn's log, and the worker's, that name one of the stored files ``names``."""
+    keys = [name.rpartition("/")[2].partition(".")[0] for name in names]
+    logs = {"gunicorn": stack.site.log(), "worker": stack.worker.log() if stack.worker is not None else ""}
+    return "\n".join(
+        f"{source}: {line}" for source, log in logs.items() for line in log.splitlines() if any(key in line for key in keys)
+    ) or f"{sorted(names)}: no log line names them"
 
 
 def stored_digest(name):

@@ -1,9 +1,13 @@
 """The service layer: files stored before the row, old files removed after the commit."""
 
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
-from django.db import DatabaseError, transaction
+from django.conf import settings as django_settings
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from storage_backends import providers
@@ -227,6 +231,107 @@ def test_a_queued_file_that_a_video_uses_again_is_kept(local_only, user, media_r
 
     assert not PendingDeletion.objects.exists()
     assert on_disk(media_root, video.file.name)
+
+
+@pytest.fixture
+def s3_answer_lost(s3_inprocess):
+    """The next S3 PutObject stores its object, then its answer is lost (a read timeout)."""
+    from botocore.exceptions import ReadTimeoutError
+
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+
+    def lose_answer(**kwargs):
+        events.unregister("after-call.s3.PutObject", lose_answer)
+        raise ReadTimeoutError(endpoint_url="https://s3.amazonaws.com")
+
+    events.register("after-call.s3.PutObject", lose_answer)
+    yield
+    events.unregister("after-call.s3.PutObject", lose_answer)
+
+
+def test_an_upload_whose_answer_was_lost_queues_the_removal_of_what_may_have_landed(
+    settings, s3_inprocess, s3_answer_lost, user, media_root
+):
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+
+    video = services.create_video(owner=user, title="Clip", file=video_upload(size=3000))
+
+    assert video.file.name.startswith("local:")
+    [key] = files_on("s3", media_root, s3_inprocess)  # S3 took the file; the upload could not know
+    pending = PendingDeletion.objects.get()
+    assert (pending.name, pending.provider, pending.attempts) == ("s3:" + key.removeprefix("stremora/"), "s3", 0)
+    assert "ReadTimeoutError" in pending.last_error
+    assert pending.next_attempt_at > timezone.now() + timedelta(seconds=50)  # a slow write lands first
+
+    assert services.retry_pending_deletions(due_only=False) == (1, 0)
+    assert files_on("s3", media_root, s3_inprocess) == []
+    assert on_disk(media_root, video.file.name)
+
+
+def backend_pid():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def drop_connection(pid):
+    """Terminate the database connection served by ``pid``, as a server restart would."""
+    database = django_settings.DATABASES["default"]
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], dbname="postgres", autocommit=True
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            time.sleep(0.01)  # the server ends it a moment later
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_connection_dropped_while_its_provider_failed_still_queues_the_removal(
+    settings, s3_inprocess, user, media_root
+):
+    from botocore.exceptions import ReadTimeoutError
+
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+    uploading = backend_pid()  # the upload's connection (the PutObject runs in a transfer thread)
+
+    def lose_answer_and_connection(**kwargs):
+        drop_connection(uploading)  # idle while the provider did not answer
+        raise ReadTimeoutError(endpoint_url="https://s3.amazonaws.com")
+
+    events.register("after-call.s3.PutObject", lose_answer_and_connection)
+    try:
+        video = services.create_video(owner=user, title="Clip", file=video_upload())
+    finally:
+        events.unregister("after-call.s3.PutObject", lose_answer_and_connection)
+
+    assert video.file.name.startswith("local:")
+    [key] = files_on("s3", media_root, s3_inprocess)
+    assert PendingDeletion.objects.get().name == "s3:" + key.removeprefix("stremora/")
+
+
+def test_an_upload_cloudinary_failed_queues_a_removal_that_succeeds_on_nothing(
+    settings, cloudinary_server, user, media_root
+):
+    settings.STORAGE_PROVIDERS = ["cloudinary", "local"]
+    cloudinary_server.fail("http_500", actions=["upload"], times=1)
+
+    video = services.create_video(owner=user, title="Clip", file=video_upload())
+
+    assert video.file.name.startswith("local:")
+    pending = PendingDeletion.objects.get()
+    assert pending.name == "cloudinary:" + video.file.name.removeprefix("local:")
+    assert services.retry_pending_deletions(due_only=False) == (1, 0)  # Cloudinary had nothing: "not found"
+    assert cloudinary_server.resources() == {}
+
+
+def test_a_copy_for_a_move_whose_answer_was_lost_queues_no_removal(db, s3_inprocess, s3_answer_lost):
+    # A move keeps its file's key, and its retry writes that key again: a queued
+    # removal could then take the copy the video uses. The move cleans up itself.
+    with pytest.raises(StorageUnavailable):
+        default_storage.save_on("s3", "videos/2026/11/clip_moved.mp4", video_upload())
+
+    assert not PendingDeletion.objects.exists()
 
 
 def test_retry_delays_double_up_to_a_day():

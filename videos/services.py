@@ -260,9 +260,14 @@ def is_referenced(name: str) -> bool:
 
 
 def delete_video(video: Video) -> None:
-    """Delete the row; its files are removed from their providers after the commit."""
-    names = [field_file.name for field_file in (video.file, video.thumbnail) if field_file]
+    """Delete the row; its files are removed from their providers after the commit.
+
+    The files are those the row names under its lock, not those of ``video`` as it
+    was loaded: a job may have recorded a poster since (``process_upload``); one
+    recording now waits for the delete, then finds no row and removes its poster.
+    """
     with transaction.atomic():
+        names = list(_locked_names(video.pk).values())
         video.delete()
         remove_files_after_commit(names)
 
@@ -437,18 +442,23 @@ def _copy_to(field_file, to_provider: str) -> str:
     return new_name
 
 
+def _locked_names(video_id) -> dict:
+    """The stored names a video's row holds, ``{"file": …, "thumbnail": …}`` ({} when it
+    is gone), its row locked until the transaction ends: a job recording a poster
+    meanwhile waits, then sees what this transaction wrote."""
+    return Video.objects.select_for_update().filter(pk=video_id).values("file", "thumbnail").first() or {}
+
+
 def _replaced_names(video: Video) -> list[str]:
     """Names of the stored files that this save of ``video`` will stop using."""
     if video.pk is None:
         return []
-    stored = Video.objects.filter(pk=video.pk).values("file", "thumbnail").first()
-    if stored is None:
-        return []
+    stored = _locked_names(video.pk)
     current = {"file": video.file.name or "", "thumbnail": video.thumbnail.name or ""}
     return [
         stored[field_name]
         for field_name in ("file", "thumbnail")
-        if stored[field_name] and stored[field_name] != current[field_name]
+        if stored.get(field_name) and stored[field_name] != current[field_name]
     ]
 
 
@@ -483,6 +493,26 @@ def _queue_removal(name: str, reason: str) -> PendingDeletion:
     pending.next_attempt_at = timezone.now() + retry_delay(pending.attempts)
     pending.save(update_fields=["attempts", "last_error", "next_attempt_at"])
     return pending
+
+
+def queue_uncertain_file(sender, *, name, reason, **kwargs) -> None:
+    """Receives ``storage_backends.signals.store_uncertain``: a provider failed an upload
+    in a way that does not say the file is not there (its answer may have been lost).
+
+    No video uses that name (the upload went on to another provider, or failed), so
+    its removal is queued, first tried after ``RETRY_BASE_DELAY``: by then a write
+    that was only slow has landed. Removing a file that never landed succeeds.
+    """
+    ensure_usable_connection()  # idle while the provider failed to answer: it may have been dropped
+    with transaction.atomic():  # a savepoint: a failed insert spoils no transaction around the upload
+        PendingDeletion.objects.get_or_create(
+            name=name,
+            defaults={
+                "provider": provider_of(name),
+                "last_error": f"An upload failed after the file may have reached the provider: {reason}",
+                "next_attempt_at": timezone.now() + RETRY_BASE_DELAY,
+            },
+        )
 
 
 def retry_delay(attempts: int) -> timedelta:
