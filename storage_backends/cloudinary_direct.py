@@ -44,7 +44,7 @@ class CloudinaryDirectUploads(DirectUploads):
             raise DirectUploadRefused("Only videos can be uploaded straight to Cloudinary.")
         return public_id
 
-    def start(self, key, size, content_type, *, expires_at):
+    def start(self, key, size, content_type, *, expires_at, part_checksum=""):
         state = {
             "public_id": self._video(key),
             "resource_type": "video",

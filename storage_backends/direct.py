@@ -47,17 +47,21 @@ class DirectUploads:
         """The provider's stored name of the file an upload to ``key`` makes."""
         return key
 
-    def start(self, key, size, content_type, *, expires_at) -> DirectStart:
+    def start(self, key, size, content_type, *, expires_at, part_checksum="") -> DirectStart:
         """Open an upload of ``size`` bytes to ``key`` that may run until ``expires_at``
-        (an aware datetime). May call the provider (S3 creates the multipart upload)."""
+        (an aware datetime). May call the provider (S3 creates the multipart upload).
+        ``part_checksum`` ``"crc32"``: the client sends each part's CRC32, which the
+        provider checks (multipart targets; the others ignore it)."""
         raise NotImplementedError
 
     def target(self, key, state, *, expires_at) -> dict:
         """The target as the client needs it now (signatures made afresh)."""
         raise NotImplementedError
 
-    def sign_parts(self, key, state, numbers, *, expires_at) -> list:
-        """Multipart targets: ``[{"number", "url"}]`` for the parts ``numbers``."""
+    def sign_parts(self, key, state, numbers, *, expires_at, checksums=None) -> list:
+        """Multipart targets: ``[{"number", "url"}]`` for the parts ``numbers``, each URL
+        bound to its part's checksum (``checksums``, in the same order) when the upload
+        was started with one."""
         raise DirectUploadRefused("This upload's target has no parts to sign.")
 
     def receive(self, key, state, start, stream, length, total) -> int:

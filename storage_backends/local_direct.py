@@ -28,7 +28,7 @@ class LocalDirectUploads(DirectUploads):
     def _partial_path(self, key):
         return self.storage.path(key) + PARTIAL_SUFFIX
 
-    def start(self, key, size, content_type, *, expires_at):
+    def start(self, key, size, content_type, *, expires_at, part_checksum=""):
         partial = self._partial_path(key)
         os.makedirs(os.path.dirname(partial), exist_ok=True)
         with open(partial, "xb"):

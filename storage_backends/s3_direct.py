@@ -11,6 +11,8 @@ A client that vanishes leaves its parts on S3 until the upload is aborted: by
 ``abort``, or by the bucket's lifecycle rule (docs/s3.md).
 """
 
+import base64
+import binascii
 import re
 import threading
 from collections import Counter
@@ -36,6 +38,17 @@ NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
 # The declared type is the client's word: S3 serves the object with it, so only a video
 # type is kept (a "text/html" object would render in browsers from the bucket's origin).
 VIDEO_CONTENT_TYPE = re.compile(r"video/[A-Za-z0-9][A-Za-z0-9.+-]{0,100}")
+PART_CHECKSUMS = ("crc32",)
+
+
+def is_crc32(value):
+    """Whether ``value`` is a CRC32 as S3 takes it: four bytes, base64-encoded."""
+    if not isinstance(value, str) or len(value) != 8:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) == 4
+    except (binascii.Error, ValueError):
+        return False
 
 
 def part_size_for(size):
@@ -96,29 +109,36 @@ class S3DirectUploads(DirectUploads):
 
     # The interface.
 
-    def start(self, key, size, content_type, *, expires_at):
+    def start(self, key, size, content_type, *, expires_at, part_checksum=""):
         if not _is_part_number(size) or size <= 0:
             raise DirectUploadRefused("The size of an upload must be a positive number of bytes.")
+        if part_checksum and part_checksum not in PART_CHECKSUMS:
+            raise DirectUploadRefused(f"S3 checks parts by {', '.join(PART_CHECKSUMS)}, not {part_checksum}.")
         object_key = self._object_key(key)
         parameters = {"Bucket": self.storage.bucket_name, "Key": object_key}
         if isinstance(content_type, str) and VIDEO_CONTENT_TYPE.fullmatch(content_type):
             parameters["ContentType"] = content_type
+        if part_checksum:
+            # Each part then carries its CRC32, which S3 checks, and S3 composes the
+            # object's checksum from the parts' instead of reading the whole object again.
+            parameters["ChecksumAlgorithm"] = part_checksum.upper()
         with self._bounded(object_key):
             upload_id = self._client.create_multipart_upload(**parameters)["UploadId"]
         part_size = part_size_for(size)
         state = {"upload_id": upload_id, "part_size": part_size, "part_count": -(-size // part_size)}
+        if part_checksum:
+            state["checksum"] = part_checksum
         return DirectStart(target=self.target(key, state, expires_at=expires_at), state=state)
 
     def target(self, key, state, *, expires_at):
+        target = {"method": self.method, "part_size": state["part_size"], "part_count": state["part_count"]}
+        if state.get("checksum"):
+            # A part's URL is signed with its checksum: the client asks for each (sign_parts).
+            return {**target, "checksum": state["checksum"], "parts": []}
         first_parts = range(1, min(state["part_count"], PARTS_IN_TARGET) + 1)
-        return {
-            "method": self.method,
-            "part_size": state["part_size"],
-            "part_count": state["part_count"],
-            "parts": self._presigned_parts(key, state, first_parts, expires_at),
-        }
+        return {**target, "parts": self._presigned_parts(key, state, first_parts, expires_at)}
 
-    def sign_parts(self, key, state, numbers, *, expires_at):
+    def sign_parts(self, key, state, numbers, *, expires_at, checksums=None):
         part_count = state["part_count"]
         if not isinstance(numbers, list) or not numbers:
             raise DirectUploadRefused("Name the parts to sign as a list of part numbers.")
@@ -126,7 +146,16 @@ class S3DirectUploads(DirectUploads):
             raise DirectUploadRefused(f"At most {MAX_PARTS_PER_SIGNING} parts can be signed at once.")
         if not all(_is_part_number(number) and 1 <= number <= part_count for number in numbers):
             raise DirectUploadRefused(f"Part numbers of this upload are whole numbers from 1 to {part_count}.")
-        return self._presigned_parts(key, state, numbers, expires_at)
+        if state.get("checksum"):
+            if not isinstance(checksums, list) or len(checksums) != len(numbers):
+                raise DirectUploadRefused(
+                    'This upload\'s parts carry their CRC32: send "checksums", one for each part number, in order.'
+                )
+            if not all(is_crc32(checksum) for checksum in checksums):
+                raise DirectUploadRefused("A part's CRC32 is its four bytes in base64 (8 characters).")
+        elif checksums:
+            raise DirectUploadRefused("This upload was started without part checksums.")
+        return self._presigned_parts(key, state, numbers, expires_at, checksums)
 
     def received(self, key, state):
         object_key = self._object_key(key)
@@ -134,7 +163,7 @@ class S3DirectUploads(DirectUploads):
             held = self._held_parts(object_key, state)
             if held is None:
                 return Received(self._finished_size(object_key), [])
-        parts = [{"number": number, "size": size, "etag": etag} for number, (size, etag) in sorted(held.items())]
+        parts = [{"number": number, "size": size, "etag": etag} for number, (size, etag, _) in sorted(held.items())]
         return Received(sum(part["size"] for part in parts), parts)
 
     def finish(self, key, state, report):
@@ -148,7 +177,7 @@ class S3DirectUploads(DirectUploads):
             try:
                 self._client.complete_multipart_upload(
                     **self._upload(object_key, state),
-                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": held[n][1]} for n, _ in reported]},
+                    MultipartUpload={"Parts": [self._completed_part(n, held[n]) for n, _ in reported]},
                 )
             except ClientError as exc:
                 code = _error_code(exc)
@@ -197,30 +226,47 @@ class S3DirectUploads(DirectUploads):
 
     # Helpers.
 
-    def _presigned_parts(self, key, state, numbers, expires_at):
+    def _presigned_parts(self, key, state, numbers, expires_at, checksums=None):
+        """The parts' UploadPart URLs; with ``checksums``, each signed with its part's
+        CRC32, which the client must send as ``x-amz-checksum-crc32``."""
         object_key = self._object_key(key)
         seconds_left = int((expires_at - datetime.now(timezone.utc)).total_seconds())
         expires_in = max(1, min(seconds_left, MAX_PRESIGN_SECONDS))
+        checksums = checksums or [None] * len(numbers)
         return [
             {
                 "number": number,
                 "url": self._client.generate_presigned_url(
                     "upload_part",
-                    Params={**self._upload(object_key, state), "PartNumber": number},
+                    Params={
+                        **self._upload(object_key, state),
+                        "PartNumber": number,
+                        **({"ChecksumCRC32": checksum} if checksum else {}),
+                    },
                     ExpiresIn=expires_in,
                 ),
             }
-            for number in numbers
+            for number, checksum in zip(numbers, checksums)
         ]
 
+    @staticmethod
+    def _completed_part(number, held_part):
+        """A part as CompleteMultipartUpload lists it: with its CRC32 when S3 holds one
+        (an upload started with part checksums must list them)."""
+        size, etag, crc32 = held_part
+        return {"PartNumber": number, "ETag": etag, **({"ChecksumCRC32": crc32} if crc32 else {})}
+
     def _held_parts(self, object_key, state):
-        """{number: (size, etag)} of the parts S3 holds; None when the multipart upload is
-        over (completed: the object's size tells; aborted: FileNotFoundError follows)."""
+        """{number: (size, etag, crc32 or None)} of the parts S3 holds; None when the
+        multipart upload is over (completed: the object's size tells; aborted:
+        FileNotFoundError follows)."""
         held = {}
         try:
             for page in self._client.get_paginator("list_parts").paginate(**self._upload(object_key, state)):
                 for part in page.get("Parts", []):
-                    held[part["PartNumber"]] = (part["Size"], normalised_etag(part["ETag"]))
+                    held[part["PartNumber"]] = (
+                        part["Size"], normalised_etag(part["ETag"]), part.get("ChecksumCRC32")
+                    )
         except ClientError as exc:
             if _error_code(exc) != "NoSuchUpload":
                 raise

@@ -72,13 +72,14 @@ class Client:
 
     # The API, one method a call.
 
-    def start_upload(self, filename, size, content_type):
+    def start_upload(self, filename, size, content_type, part_checksum="crc32"):
         """``POST /api/uploads/``, asked again while the server says it is briefly busy."""
         waited = 0.0
         while True:
             try:
                 return self._call(
-                    "POST", "/api/uploads/", {"filename": filename, "size": size, "content_type": content_type}
+                    "POST", "/api/uploads/",
+                    {"filename": filename, "size": size, "content_type": content_type, "part_checksum": part_checksum},
                 )
             except ServerRefused as refusal:
                 wait = retry_after_seconds(refusal)
@@ -93,8 +94,11 @@ class Client:
     def describe_upload(self, upload_id):
         return self._call("GET", f"/api/uploads/{upload_id}/")
 
-    def sign_parts(self, upload_id, numbers):
-        return self._call("POST", f"/api/uploads/{upload_id}/parts/", {"numbers": list(numbers)})["parts"]
+    def sign_parts(self, upload_id, numbers, checksums=None):
+        """Presigned URLs of the parts ``numbers``; with ``checksums`` (each part's CRC32,
+        in order) each URL takes its part only with that CRC32."""
+        request = {"numbers": list(numbers), **({"checksums": list(checksums)} if checksums else {})}
+        return self._call("POST", f"/api/uploads/{upload_id}/parts/", request)["parts"]
 
     def fail_upload(self, upload_id, reason):
         return self._call("POST", f"/api/uploads/{upload_id}/fail/", {"reason": reason})

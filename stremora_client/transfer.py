@@ -6,10 +6,12 @@ that fails on the network or with a 5xx is tried once more after a short pause; 
 fails again the sender raises ``TargetFailed`` and the caller moves to the next provider.
 """
 
+import base64
 import os
 import re
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from urllib.parse import urlsplit
 
@@ -23,6 +25,7 @@ from stremora_client.errors import ServerRefused, TargetFailed, UploadError, des
 QUICK_RETRY_DELAY = 0.1
 TARGET_TIMEOUT = (10, 120)  # seconds: to connect, then between bytes of the answer
 SIGN_BATCH = 16  # S3 part URLs asked for at once
+CHECKSUM_READ = 1024 * 1024  # bytes read at a time for a part's CRC32
 CLOUDINARY_SIGNATURE_REFRESH = 50 * 60  # seconds; Cloudinary accepts a signature for an hour
 
 
@@ -49,6 +52,19 @@ def read_range(path, offset, length):
     if len(data) != length:
         raise UploadError(f"{path} changed while it was being uploaded")
     return data
+
+
+def crc32_of(path, offset, length):
+    """The CRC32 of ``length`` bytes of ``path`` from ``offset``, as S3 takes it (base64
+    of its four bytes), read a MiB at a time."""
+    crc = 0
+    with open(path, "rb") as file:
+        for start in range(offset, offset + length, CHECKSUM_READ):
+            data = os.pread(file.fileno(), min(CHECKSUM_READ, offset + length - start), start)
+            if not data:
+                raise UploadError(f"{path} changed while it was being uploaded")
+            crc = zlib.crc32(data, crc)
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
 def request_with_one_retry(send, url, what):
@@ -107,6 +123,12 @@ class S3MultipartSender:
         if self.part_size <= 0 or self.part_count != -(-size // self.part_size):
             raise UploadError(f"The server's S3 target does not fit a file of {size} bytes")
         self._urls = {part["number"]: part["url"] for part in target.get("parts", [])}
+        # With a "crc32" target each part's URL is signed with its CRC32, which the part
+        # is then sent with; S3 checks it.
+        self._checksum = target.get("checksum")
+        if self._checksum not in (None, "crc32"):
+            raise UploadError(f"This client cannot send parts with a {self._checksum!r} checksum")
+        self._checksums = {}
         self._url_lock = threading.Lock()
         self._stop = threading.Event()
         self._etags = {}  # number: ETag of each part the provider holds
@@ -151,8 +173,9 @@ class S3MultipartSender:
         url = self._url_for(number)
         data = read_range(self.path, offset, length)
         session = sessions.get()
+        headers = {"x-amz-checksum-crc32": self._checksums[number]} if self._checksum else None
         response = request_with_one_retry(
-            lambda: session.put(url, data=data, timeout=TARGET_TIMEOUT), url, f"S3 part {number}"
+            lambda: session.put(url, data=data, headers=headers, timeout=TARGET_TIMEOUT), url, f"S3 part {number}"
         )
         if response.status_code != 200:
             code = s3_error_code(response)
@@ -174,14 +197,24 @@ class S3MultipartSender:
                     # This part and the next missing ones not signed yet, in one call.
                     wanted = [n for n in self._missing if n >= number and n not in self._urls][:SIGN_BATCH]
                     if wanted:
-                        for part in self.api.sign_parts(self.upload["id"], wanted):
-                            self._urls[part["number"]] = part["url"]
+                        self._sign(wanted)
                 finally:
                     self._url_lock.release()
         url = self._urls.get(number)
         if url is None:
             raise UploadError(f"The server did not sign part {number}")
         return url
+
+    def _sign(self, numbers):
+        checksums = None
+        if self._checksum:
+            with ThreadPoolExecutor(self.parallel, thread_name_prefix="stremora-crc32") as pool:
+                checksums = list(
+                    pool.map(lambda n: crc32_of(self.path, *part_range(n, self.part_size, self.size)), numbers)
+                )
+            self._checksums.update(zip(numbers, checksums))
+        for part in self.api.sign_parts(self.upload["id"], numbers, checksums):
+            self._urls[part["number"]] = part["url"]
 
 
 class CloudinaryChunkedSender:

@@ -3,6 +3,7 @@
     with CountingProxy("127.0.0.1", moto_port) as proxy:
         ...  # point AWS_S3_ENDPOINT_URL (and so every presigned URL) at proxy.url
         proxy.parts_landed()     # {part number: times S3 took it}
+        proxy.part_checksums     # [(part, CRC32 header sent, it is the body's, headers signed)]
 
 A request is passed on only once its whole body has arrived, so a part whose sender
 died midway never reaches S3 and is not counted: what is counted is what S3 stored.
@@ -11,10 +12,12 @@ an upload slow enough to be cut in the middle; ``fail_once`` (part numbers) answ
 each of those parts with a 500 of its own, without passing it on.
 """
 
+import base64
 import contextlib
 import http.client
 import threading
 import time
+import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +32,10 @@ class CountingProxy:
         self.fail_once = set(fail_once)
         self.requests = []  # (method, path, part number or None, status) of each request passed on
         self.in_flight = 0  # requests being received or passed on now
+        # What S3 checks of a part sent with a checksum (moto does not): each part PUT's
+        # (part, x-amz-checksum-crc32 sent, whether it is the body's CRC32, the URL's
+        # X-Amz-SignedHeaders).
+        self.part_checksums = []
         self._lock = threading.Lock()
         self._server = None
 
@@ -110,6 +117,12 @@ class ForwardingHandler(BaseHTTPRequestHandler):
         if len(body) != length:
             self.close_connection = True
             return  # the sender went away midway: nothing reaches S3
+        if part is not None and self.command == "PUT":
+            sent = self.headers.get("x-amz-checksum-crc32")
+            actual = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+            signed = query.get("X-Amz-SignedHeaders", [""])[0]
+            with self.owner._lock:
+                self.owner.part_checksums.append((part, sent, sent == actual, signed))
         if self.owner.take_failure(self.command, part):
             self.owner.record(self.command, urlsplit(self.path).path, part, 500)
             self.send_response(500)

@@ -90,7 +90,7 @@ class SigningRecorder:
     def __init__(self):
         self.asked = []
 
-    def sign_parts(self, upload_id, numbers):
+    def sign_parts(self, upload_id, numbers, checksums=None):
         self.asked.append(list(numbers))
         return [{"number": number, "url": f"https://s3.example/part-{number}"} for number in numbers]
 
@@ -500,6 +500,23 @@ def test_when_every_provider_fails_the_command_line_says_so_in_one_line(s3_serve
     assert "Signature" not in result.stderr and token not in result.stderr
     assert not Video.objects.exists()
     assert not (cache_home / "stremora" / "uploads.json").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_part_goes_to_s3_with_its_crc32_signed_into_its_url(s3_server, site, token, tmp_path):
+    path = video_file(tmp_path, 2 * PART + 12345)
+    with CountingProxy("127.0.0.1", s3_server.port) as proxy:
+        server = site("s3", s3_url=proxy.url)
+        video = stremora_client.upload(
+            path, url=server.url, token=token, title="Checked", progress=False, state=ResumeState(tmp_path / "state.json")
+        )
+
+    assert sorted(part for part, *_ in proxy.part_checksums) == [1, 2, 3]
+    for part, sent, matches, signed in proxy.part_checksums:
+        assert sent and matches, f"part {part} went with {sent!r}"
+        assert "x-amz-checksum-crc32" in signed.split(";"), signed
+    stored = Video.objects.get(pk=video["id"])
+    assert sha256(stored_bytes(stored)) == sha256(path.read_bytes())
 
 
 @pytest.mark.django_db(transaction=True)

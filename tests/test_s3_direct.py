@@ -1,6 +1,8 @@
 """Direct uploads to S3 against moto's server: parts PUT by a real HTTP client to presigned URLs."""
 
+import base64
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -475,6 +477,62 @@ def test_a_report_on_a_provider_whose_circuit_is_open_waits_on_no_check(s3_then_
     assert moved.status_code == 200 and moved.json()["provider"] == "local"
     assert elapsed < 2  # no five-second check of a provider already known to fail
     assert CircuitBreaker("s3").record().last_failure == failures_before  # and nothing more counted
+
+
+def crc32_of(data):
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def test_an_upload_with_part_checksums_signs_each_url_with_its_parts_crc32(s3_server, settings, user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from videos.models import Video
+
+    settings.STORAGE_PROVIDERS = ["s3"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    content = video_bytes(SIZE)
+    state = {"part_size": 8 * MIB}
+    start = {"filename": "clip.mp4", "size": SIZE, "content_type": "video/mp4"}
+
+    refused = api.post("/api/uploads/", {**start, "part_checksum": "md5"}, format="json")
+    assert refused.status_code == 400 and "part_checksum" in refused.json()
+    upload = api.post("/api/uploads/", {**start, "part_checksum": "crc32"}, format="json").json()
+    assert upload["target"]["checksum"] == "crc32" and upload["target"]["parts"] == []  # each URL needs its CRC32
+
+    parts_url = f"/api/uploads/{upload['id']}/parts/"
+    unsigned = api.post(parts_url, {"numbers": [1]}, format="json")
+    assert unsigned.status_code == 400 and '"checksums"' in unsigned.json()["detail"]
+    malformed = api.post(parts_url, {"numbers": [1], "checksums": ["not-b64!"]}, format="json")
+    assert malformed.status_code == 400 and "base64" in malformed.json()["detail"]
+    numbers = [1, 2, 3]
+    checksums = [crc32_of(part_bytes(content, state, number)) for number in numbers]
+    signed = api.post(parts_url, {"numbers": numbers, "checksums": checksums}, format="json")
+    assert signed.status_code == 200, signed.content
+    report = []
+    with requests.Session() as session:
+        for part, checksum in zip(signed.json()["parts"], checksums):
+            assert "x-amz-checksum-crc32" in parse_qs(urlsplit(part["url"]).query)["X-Amz-SignedHeaders"][0]
+            answer = session.put(
+                part["url"], data=part_bytes(content, state, part["number"]),
+                headers={"x-amz-checksum-crc32": checksum}, timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            report.append({"number": part["number"], "etag": answer.headers["ETag"]})
+
+    completed = api.post(f"/api/uploads/{upload['id']}/complete/", {"title": "Checked", "parts": report}, format="json")
+
+    assert completed.status_code == 201, completed.content
+    video = Video.objects.get(pk=completed.json()["id"])
+    assert sha256(stored_bytes(s3_server, "stremora/" + video.file.name.removeprefix("s3:"))) == sha256(content)
+
+
+def test_the_completion_lists_the_crc32_s3_holds_for_each_part():
+    assert S3DirectUploads._completed_part(2, (8 * MIB, "abc", "AAAAAA==")) == {
+        "PartNumber": 2, "ETag": "abc", "ChecksumCRC32": "AAAAAA=="
+    }
+    assert S3DirectUploads._completed_part(3, (10, "def", None)) == {"PartNumber": 3, "ETag": "def"}
 
 
 def test_an_upload_through_the_api_goes_straight_to_s3_and_becomes_a_video(s3_server, settings, user):

@@ -201,6 +201,9 @@ class UploadSession(models.Model):
     # The provider's name for the file, without the provider prefix; the video's stored
     # name becomes "provider:key", as a file stored through the chain is named.
     key = models.CharField(max_length=500)
+    # "crc32" when the client sends each part's CRC32 and the provider checks it
+    # (S3 multipart targets; storage_backends.direct); "" when it does not.
+    part_checksum = models.CharField(max_length=10, blank=True, default="")
     # What the provider's direct upload needs to carry on (storage_backends.direct).
     state = models.JSONField(default=dict)
     # Providers this upload left after its client could not reach them, in order.

@@ -99,8 +99,11 @@ def _provider_call(provider, operation, *args, **kwargs):
 # -- starting and moving on ---------------------------------------------------
 
 
-def start_upload(owner, *, filename, size, content_type) -> UploadSession:
-    """Open a direct upload of ``size`` bytes; raises UploadRefused or NoProviderAvailable."""
+def start_upload(owner, *, filename, size, content_type, part_checksum="") -> UploadSession:
+    """Open a direct upload of ``size`` bytes; raises UploadRefused or NoProviderAvailable.
+
+    ``part_checksum`` ``"crc32"``: the client will send each part's CRC32 for the
+    provider to check (S3's parts; a target without parts ignores it)."""
     try:
         validate_video_name(filename)
     except ValidationError as exc:
@@ -121,6 +124,7 @@ def start_upload(owner, *, filename, size, content_type) -> UploadSession:
         filename=filename,
         size=size,
         content_type=content_type,
+        part_checksum=part_checksum,
         key=default_storage.get_available_name(name, max_length=Video._meta.get_field("file").max_length),
         expires_at=timezone.now() + timedelta(seconds=settings.UPLOAD_SESSION_TTL),
     )
@@ -162,7 +166,8 @@ def _open_on_next_provider(session):
             if admission is Admission.TRIAL:
                 providers.check(provider)
             started = _provider_call(
-                provider, "start", session.key, session.size, session.content_type, expires_at=session.expires_at
+                provider, "start", session.key, session.size, session.content_type,
+                expires_at=session.expires_at, part_checksum=session.part_checksum,
             )
         except Exception as exc:
             if is_provider_fault(exc):
@@ -308,11 +313,11 @@ def received(session):
         raise ProviderUnreachable(session.provider) from exc
 
 
-def sign_parts(session, numbers) -> list:
+def sign_parts(session, numbers, checksums=None) -> list:
     check_open(session)
     try:
         return _direct_uploads(session.provider).sign_parts(
-            session.key, session.state, numbers, expires_at=session.expires_at
+            session.key, session.state, numbers, expires_at=session.expires_at, checksums=checksums
         )
     except DirectUploadRefused as exc:
         raise UploadRefused(str(exc)) from None

@@ -92,6 +92,11 @@ class UploadStartSerializer(serializers.Serializer):
     # Defaulted in validate(), not with ``default=``: schemathesis reads a property with a
     # default as a required one.
     content_type = StrictCharField(max_length=100, required=False, help_text="Defaults to application/octet-stream.")
+    part_checksum = serializers.ChoiceField(
+        choices=["crc32"], required=False,
+        help_text="`crc32`: the client sends each part's CRC32 (`parts/` signs it into the part's URL) and S3 "
+        "checks every part. Ignored by targets without parts.",
+    )
 
     def validate(self, data):
         return {"content_type": "application/octet-stream", **data}
@@ -100,6 +105,11 @@ class UploadStartSerializer(serializers.Serializer):
 class PartNumbersSerializer(serializers.Serializer):
     numbers = serializers.ListField(
         child=StrictIntegerField(min_value=1), allow_empty=False, max_length=MAX_PARTS_PER_REQUEST
+    )
+    checksums = serializers.ListField(
+        child=StrictCharField(min_length=8, max_length=8), required=False, max_length=MAX_PARTS_PER_REQUEST,
+        help_text="With `part_checksum` crc32: each part's CRC32 in base64, in the order of `numbers`; the part "
+        "is then sent with it as `x-amz-checksum-crc32`.",
     )
 
 
@@ -194,7 +204,13 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
         session = self.get_object()
         numbers = PartNumbersSerializer(data=request.data, context=self.get_serializer_context())
         numbers.is_valid(raise_exception=True)
-        return Response({"parts": upload_sessions.sign_parts(session, numbers.validated_data["numbers"])})
+        return Response(
+            {
+                "parts": upload_sessions.sign_parts(
+                    session, numbers.validated_data["numbers"], numbers.validated_data.get("checksums")
+                )
+            }
+        )
 
     @extend_schema(request=FailSerializer, responses={200: UploadSerializer, **errors.answers(409, 410, 503)})
     @action(detail=True, methods=["post"])
