@@ -26,7 +26,7 @@ GONE = (404, 410)  # an upload the server no longer knows, or that expired
 # two, and a question costs the server a few milliseconds, so a late answer would cost
 # more than the questions), then each time half as long again, at most
 # COMPLETION_POLL_MAX apart, for at most COMPLETION_WAIT seconds in all.
-COMPLETION_POLL = 0.15
+COMPLETION_POLL = 0.2
 COMPLETION_QUICK = 3.0
 COMPLETION_POLL_MAX = 1.0
 COMPLETION_WAIT = 15 * 60
