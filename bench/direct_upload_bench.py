@@ -30,7 +30,7 @@ health       ``/api/health/`` latency, sampled every 50 ms from a thread of this
              other machines, and 16 interpreters starting on these two CPUs are no
              part of what the server meets. The row names the longest request of
              each kind, and how many starts the server told to come back a second
-             later (503: every PROVIDER_WAIT_SLOTS slot held, two of the three
+             later (503: every PROVIDER_WAIT_SLOTS slot held, one of the three
              workers) before their clients asked again.
 fallback     the same upload with the primary failing on its first part: Cloudinary
              first in ``STORAGE_PROVIDERS``, the Cloudinary test server answering every

@@ -61,6 +61,17 @@ def check(provider):
         storage.check()
 
 
+def warm_up(names):
+    """Build the storages of the configured providers among ``names``, and the SDK
+    clients of those that keep one (``warm_up()``), as a web worker starts
+    (``gunicorn.conf.py``); building a client calls no provider."""
+    for provider in names:
+        if is_configured(provider):
+            warm_up_storage = getattr(get_storage(provider), "warm_up", None)
+            if warm_up_storage is not None:
+                warm_up_storage()
+
+
 def start_check(provider):
     """``check(provider)`` on its provider's pool; returns its Future."""
     with _lock:

@@ -101,6 +101,11 @@ class S3Storage(UniqueNamesMixin, DjangoStoragesS3Storage):
             bound_by_save_attempts(connection.meta.client)
         return connection
 
+    def warm_up(self):
+        """Build this thread's client now (its service model costs about half a second of
+        CPU), not in the first request that needs it; the direct uploads share it."""
+        self.direct_uploads._client
+
     def _save(self, name, content):
         """Store ``content`` within ``timeout`` seconds, retries included, or fail."""
         key = self._normalize_name(clean_name(name))

@@ -12,8 +12,8 @@ again a moment later; the other workers stay free for the rest.
 The slots are files in a directory that the machine's workers share, each held with
 ``flock`` by the request using it: the kernel frees the slot of a process that dies,
 so a killed worker never keeps one. Unset (``runserver``, the tests, Celery workers)
-there is no limit; under gunicorn, ``gunicorn.conf.py`` sets it to one fewer than its
-workers.
+there is no limit; under gunicorn, ``gunicorn.conf.py`` sets it to half its workers
+(at least one).
 """
 
 import contextlib
