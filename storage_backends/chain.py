@@ -181,17 +181,22 @@ class FallbackStorage(Storage):
                 outcome,
             )
             failures[provider] = ProviderFailure(provider, reason, FailureKind.FAULT if counted else FailureKind.FILE)
-            if counted and storage is not None and via == "upload":
-                # Not for a move: its key is not new, a retried move writes it again, and
-                # a queued removal of it could then take the copy a video uses.
-                signals.send(signals.store_uncertain, provider=provider, name=qualify(provider, storage.new_key(name)),
-                             reason=reason)
-            return None
-        breaker.record_success()
-        if admission is Admission.TRIAL:
-            logger.info("Storage provider %s took its trial upload: circuit closed", provider)
-        failures.pop(provider, None)
-        return key
+            # Not for a move: its key is not new, a retried move writes it again, and a
+            # queued removal of it could then take the copy a video uses.
+            uncertain = counted and storage is not None and via == "upload"
+        else:
+            breaker.record_success()
+            if admission is Admission.TRIAL:
+                logger.info("Storage provider %s took its trial upload: circuit closed", provider)
+            failures.pop(provider, None)
+            return key
+        # Sent once the provider's exception is handled, not while it is: a receiver that
+        # fails has its traceback logged, and the provider's raw message (which may name
+        # a credential) would come with it as the context.
+        if uncertain:
+            signals.send(signals.store_uncertain, provider=provider, name=qualify(provider, storage.new_key(name)),
+                         reason=reason)
+        return None
 
     def _route(self, name):
         provider, key = split(name)

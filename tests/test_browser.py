@@ -182,11 +182,11 @@ def test_an_admin_upload_refused_while_the_server_is_busy_asks_again_and_lands(
     settings.PROVIDER_WAIT_SLOTS = 1
     clip = real_video(tmp_path, "upload.webm", codec_args=WEBM)
     sign_in(browser, site, staff_user)
-    refused_before = metrics.BUSY_REFUSALS._value.get()
+    refused_before = metrics.BUSY_REFUSALS.labels(action="create")._value.get()
 
     with provider_slot():  # the one slot, held as a request waiting on a slow provider would
         fill_the_add_form(browser, site, staff_user, clip)
-        WebDriverWait(browser, 30).until(lambda _: metrics.BUSY_REFUSALS._value.get() > refused_before)
+        WebDriverWait(browser, 30).until(lambda _: metrics.BUSY_REFUSALS.labels(action="create")._value.get() > refused_before)
         assert not browser.find_element(By.ID, "upload-error").is_displayed()
 
     assert landed(browser) == ["The video “From the browser” was added successfully."]

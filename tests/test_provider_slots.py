@@ -19,6 +19,7 @@ from tests.factories import sha256, video_bytes
 from tests.fault_proxy import FaultProxy
 from tests.stack import GunicornServer, site_environment, wait_until
 from tests.test_upload_sessions import client_for, complete, send_all, start
+from videos import metrics
 from videos.models import UploadSession, Video
 from videos.provider_slots import ProvidersBusy, provider_slot, slots_directory
 
@@ -62,11 +63,14 @@ def test_unset_there_is_no_limit(settings):
 def test_a_start_with_every_slot_held_is_refused_at_once_and_leaves_nothing(one_slot, s3_inprocess, settings, user):
     settings.STORAGE_PROVIDERS = ["s3"]
     api = client_for(user)
+    refusals = metrics.BUSY_REFUSALS.labels(action="create")
+    counted_before = refusals._value.get()
     with provider_slot():
         refused = api.post("/api/uploads/", start_body(), format="json")
     assert refused.status_code == 503
     assert refused["Retry-After"] == "1"
     assert "busy" in refused.json()["detail"]
+    assert refusals._value.get() == counted_before + 1  # stremora_provider_slots_refused_total
     assert not UploadSession.objects.exists()
     assert s3_inprocess.list_multipart_uploads(Bucket=settings.AWS_S3_BUCKET_NAME).get("Uploads", []) == []
 

@@ -47,9 +47,12 @@ FALLBACKS = Counter(
     ["from_provider", "to_provider", "kind"],
     registry=PROCESS_REGISTRY,
 )
+# Labelled, as every metric here: a worker writes a metric's file to the multiprocess
+# directory when a value is first counted, not when it starts.
 BUSY_REFUSALS = Counter(
     "stremora_provider_slots_refused",
-    "Requests refused with 503 because every PROVIDER_WAIT_SLOTS slot of their machine was held.",
+    "Requests refused with 503 because every PROVIDER_WAIT_SLOTS slot of their machine was held, by action.",
+    ["action"],
     registry=PROCESS_REGISTRY,
 )
 PROVIDER_CALLS = Histogram(

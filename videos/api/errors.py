@@ -55,7 +55,7 @@ def exception_handler(exc, context):
     elif isinstance(exc, upload_sessions.ProviderUnreachable):
         exc = ProviderUnavailable(str(exc), wait=PROVIDER_UNREACHABLE_WAIT)
     elif isinstance(exc, ProvidersBusy):
-        metrics.BUSY_REFUSALS.inc()
+        metrics.BUSY_REFUSALS.labels(action=getattr(context.get("view"), "action", None) or "other").inc()
         exc = ProviderUnavailable(str(exc), wait=exc.retry_after)
     if isinstance(exc, TooLargeForProviders):
         exc = FileTooLarge(too_large_for_providers(exc.size, exc.largest))
