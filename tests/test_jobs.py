@@ -6,6 +6,7 @@ worker would (``Task.apply``: retries and failure handlers included). Real worke
 a real Redis are tested in tests/test_worker*.py.
 """
 
+import contextlib
 import io
 import logging
 import os
@@ -128,6 +129,21 @@ def local_path(media_root, name):
 
 def s3_keys(client):
     return [item["Key"] for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+@contextlib.contextmanager
+def s3_refusing_uploads():
+    """Within the block, every PutObject to S3 fails with "S3 went away"."""
+
+    def refuse(**kwargs):
+        raise ConnectionError("S3 went away")
+
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+    events.register("before-send.s3.PutObject", refuse)
+    try:
+        yield
+    finally:
+        events.unregister("before-send.s3.PutObject", refuse)
 
 
 def counting(monkeypatch, module, name):
@@ -391,17 +407,10 @@ def test_a_move_that_keeps_failing_stops_after_its_retries_and_the_admin_shows_w
     video = create_on(settings, "local", staff_user, "Stuck")
     original = local_path(media_root, video.file.name).read_bytes()
 
-    def refuse(**kwargs):
-        raise ConnectionError("S3 went away")
-
-    s3_client = providers.get_storage("s3").connection.meta.client
-    s3_client.meta.events.register("before-send.s3.PutObject", refuse)
     attempts = counting(monkeypatch, services, "run_move")
-    try:
+    with s3_refusing_uploads():
         services.queue_moves([video], "s3")
         queued_jobs.run_all()
-    finally:
-        s3_client.meta.events.unregister("before-send.s3.PutObject", refuse)
 
     video.refresh_from_db()
     assert len(attempts) == jobs.RETRIES + 1
@@ -421,20 +430,13 @@ def test_without_a_broker_a_failing_move_is_tried_once_and_the_action_says_why(
     settings.STORAGE_PROVIDERS = ["local"]
     video = create_on(settings, "local", staff_user, "Stuck")
 
-    def refuse(**kwargs):
-        raise ConnectionError("S3 went away")
-
-    s3_client = providers.get_storage("s3").connection.meta.client
-    s3_client.meta.events.register("before-send.s3.PutObject", refuse)
     attempts = counting(monkeypatch, services, "run_move")
-    try:
+    with s3_refusing_uploads():
         response = admin_client.post(
             reverse("admin:videos_video_changelist"),
             {"action": "move_to_s3", "_selected_action": [video.pk]},
             follow=True,
         )
-    finally:
-        s3_client.meta.events.unregister("before-send.s3.PutObject", refuse)
 
     assert len(attempts) == 1  # the request waits: no retries inside it
     [message] = [str(message) for message in response.context["messages"]]
