@@ -10,9 +10,10 @@ are removed when gunicorn starts, and each worker that exits is marked dead.
 
 ``PROVIDER_WAIT_SLOTS`` (``videos.provider_slots``), unless the operator set it, is half
 the workers (at least one), so that a slow storage provider always leaves the other
-half free for the site's other requests: with one free worker of three, a health
-check still queued behind the others' signing and polling under load. It is set when gunicorn starts, before the workers are
-forked and read their settings (with ``--preload`` they read them earlier: set it then).
+half free for the site's other requests: with one free worker of three, a health check
+still queued behind the others' signing and polling under load. It is set when
+gunicorn starts, before the workers are forked and read their settings (with
+``--preload`` they read them earlier: set it then).
 """
 
 import os
