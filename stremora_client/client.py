@@ -122,7 +122,8 @@ class Client:
             time.sleep(delay)
             upload = self.describe_upload(upload_id)
             if upload["status"] == "completed":
-                return self.video(upload["video"])
+                # A server older than "completed_video" names the video only.
+                return upload.get("completed_video") or self.video(upload["video"])
             if upload["status"] != "completing":
                 error = upload.get("error") or {"status": 409, "detail": f"The upload is {upload['status']}."}
                 raise ServerRefused(error["detail"], error["status"])

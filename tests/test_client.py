@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 
 import stremora_client
+from stremora_client.client import Client
 from stremora_client.errors import describe_network_error, message_of
 from stremora_client.progress import TerminalProgress, format_line, progress_for
 from stremora_client.resume import FORGET_AFTER_SECONDS, ResumeState, default_state_path, upload_key
@@ -678,9 +679,13 @@ def test_replacing_a_video_that_does_not_exist_is_refused_before_any_byte_is_sen
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_server_completes_the_upload_in_the_background_while_the_client_waits(s3_server, site, token, tmp_path):
+def test_the_server_completes_the_upload_in_the_background_while_the_client_waits(
+    s3_server, site, token, tmp_path, monkeypatch
+):
     path = video_file(tmp_path, 2 * PART + 10)
     server = site("s3", s3_url=s3_server.url)
+    # The completed upload's answer carries the video: the client asks for nothing more.
+    monkeypatch.setattr(Client, "video", lambda *_: pytest.fail("the client asked for the video again"))
 
     video = stremora_client.upload(path, url=server.url, token=token, title="Harbour", progress=False,
                                    state=ResumeState(tmp_path / "state.json"))
@@ -688,6 +693,28 @@ def test_the_server_completes_the_upload_in_the_background_while_the_client_wait
     session = UploadSession.objects.get(video_id=video["id"])
     assert session.status == "completed" and session.completion["fields"]["title"] == "Harbour"  # asked to complete later
     assert video["title"] == "Harbour" and video["storage_provider"] == "s3"
+    assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_from_a_server_that_names_the_completed_video_only_the_client_asks_for_it(
+    s3_server, site, token, tmp_path, monkeypatch
+):
+    path = video_file(tmp_path, PART + 10)
+    server = site("s3", s3_url=s3_server.url)
+    describe_upload = Client.describe_upload
+
+    def as_an_older_server_answers(self, upload_id):
+        upload = describe_upload(self, upload_id)
+        del upload["completed_video"]
+        return upload
+
+    monkeypatch.setattr(Client, "describe_upload", as_an_older_server_answers)
+
+    video = stremora_client.upload(path, url=server.url, token=token, title="Older", progress=False,
+                                   state=ResumeState(tmp_path / "state.json"))
+
+    assert video["title"] == "Older" and video["storage_provider"] == "s3" and video["video_url"]
     assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
 
 

@@ -394,12 +394,15 @@ def test_complete_in_the_background_answers_at_once_and_the_upload_tells_the_vid
         HTTP_PREFER="respond-async",
     )
     assert response.status_code == 202 and time.monotonic() - asked < 5
-    assert api.get(f"/api/uploads/{upload['id']}/").json()["status"] == "completing"
+    waiting = api.get(f"/api/uploads/{upload['id']}/").json()
+    assert waiting["status"] == "completing" and waiting["completed_video"] is None
     provider_done.set()
 
     answer = complete_in_background(api, upload)
 
     assert answer["status"] == "completed" and answer["error"] is None
+    # The answer carries the video as its own address shows it: nothing more to ask.
+    assert answer["completed_video"] == api.get(f"/api/videos/{answer['video']}/").json()
     video = Video.objects.get(pk=answer["video"])
     assert video.owner == user and video.storage_provider == "local" and video.is_published
     assert sha256(stored_path(settings, video).read_bytes()) == sha256(data)
@@ -414,7 +417,7 @@ def test_a_background_completion_that_fails_its_check_tells_why_and_removes_the_
 
     answer = complete_in_background(api, upload)
 
-    assert answer["status"] == "abandoned" and answer["video"] is None
+    assert answer["status"] == "abandoned" and answer["video"] is None and answer["completed_video"] is None
     assert answer["error"]["status"] == 400 and "not a video" in answer["error"]["detail"]
     assert not Video.objects.exists() and files_under(settings.MEDIA_ROOT) == []
 

@@ -52,9 +52,10 @@ class UploadProgressSerializer(UploadSerializer):
 
     received_bytes = serializers.SerializerMethodField()
     parts = serializers.SerializerMethodField()
+    completed_video = serializers.SerializerMethodField()
 
     class Meta(UploadSerializer.Meta):
-        fields = [*UploadSerializer.Meta.fields, "received_bytes", "parts"]
+        fields = [*UploadSerializer.Meta.fields, "received_bytes", "parts", "completed_video"]
         read_only_fields = fields
 
     def _received(self, session):
@@ -73,6 +74,14 @@ class UploadProgressSerializer(UploadSerializer):
     def get_parts(self, session) -> list[dict]:
         received = self._received(session)
         return received.parts if received else []
+
+    @extend_schema_field(VideoSerializer(allow_null=True))
+    def get_completed_video(self, session):
+        """The video a completed upload became, as ``GET /api/videos/{id}/`` shows it, so
+        that a client waiting on a completion in the background asks nothing more."""
+        if session.status != UploadSession.Status.COMPLETED or session.video is None:
+            return None
+        return VideoSerializer(session.video, context=self.context).data
 
 
 # What validators.validate_video_name takes: a name, then one of the video extensions.
