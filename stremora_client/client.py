@@ -30,6 +30,9 @@ COMPLETION_POLL = 0.2
 COMPLETION_QUICK = 3.0
 COMPLETION_POLL_MAX = 1.0
 COMPLETION_WAIT = 15 * 60
+# The 202 may say (Retry-After) how long the server expects to take: the first question
+# waits that long, at most COMPLETION_HINT_MAX seconds, then as above.
+COMPLETION_HINT_MAX = 60
 # A start answered 503 with a short Retry-After (the server busy waiting on its
 # providers for other uploads) is asked again after that long, for at most START_WAIT
 # seconds in all. A longer one (no provider takes uploads until its breaker's cool-down
@@ -38,8 +41,11 @@ START_RETRY_MAX = 10
 START_WAIT = 120
 
 
-def completion_poll_delays():
-    """The pauses before each question while the server completes an upload."""
+def completion_poll_delays(expected=None):
+    """The pauses before each question while the server completes an upload that it
+    expects to take ``expected`` seconds (None: it did not say)."""
+    if expected:
+        yield min(expected, COMPLETION_HINT_MAX)
     waited, delay = 0.0, COMPLETION_POLL
     while waited < COMPLETION_WAIT:
         yield delay
@@ -106,17 +112,19 @@ class Client:
     def complete_upload(self, upload_id, **report):
         """``complete/``; the server checks and completes the upload in the background
         (``Prefer: respond-async``), and this waits for it. Returns the video."""
-        answer = self._call(
+        response = self._request(
             "POST", f"/api/uploads/{upload_id}/complete/", report, headers={"Prefer": "respond-async"}
         )
+        answer = json_of(response)
         if answer.get("status") != "completing":
             return answer  # a server that completed it in the request answered with the video
-        return self.await_completion(upload_id)
+        return self.await_completion(upload_id, expected=delay_seconds(response.headers.get("Retry-After")))
 
-    def await_completion(self, upload_id):
-        """The video an upload being completed becomes; ServerRefused when its check failed."""
+    def await_completion(self, upload_id, expected=None):
+        """The video an upload being completed becomes; ServerRefused when its check failed.
+        ``expected``: the seconds the server said it would take."""
         deadline = time.monotonic() + COMPLETION_WAIT
-        for delay in completion_poll_delays():
+        for delay in completion_poll_delays(expected):
             if time.monotonic() >= deadline:
                 break
             time.sleep(delay)
@@ -136,6 +144,11 @@ class Client:
         return self._call("GET", f"/api/videos/{video_id}/")
 
     def _call(self, method, path, payload=None, headers=None):
+        """The JSON of the server's answer; ServerRefused for an error, UploadError when
+        it cannot be reached."""
+        return json_of(self._request(method, path, payload, headers))
+
+    def _request(self, method, path, payload=None, headers=None):
         url = self.url + path
         try:
             response = self._session.request(method, url, json=payload, headers=headers, timeout=API_TIMEOUT)
@@ -145,12 +158,7 @@ class Client:
             retry_after = response.headers.get("Retry-After")
             message = message_of(response) + (f" (retry after {retry_after} s)" if retry_after else "")
             raise ServerRefused(message, response.status_code, retry_after)
-        if response.status_code == 204:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            raise UploadError(f"Stremora answered {method} {path} with something that is not JSON") from None
+        return response
 
     # The whole upload.
 
@@ -249,15 +257,32 @@ class Client:
             raise NoProviderLeft(f"No storage provider could take the upload ({provider}: {reason}){retry}") from None
 
 
-def retry_after_seconds(refusal):
-    """The seconds a 503's ``Retry-After`` asks for, or None (another error, or a date)."""
-    if refusal.status != 503 or refusal.retry_after is None:
+def json_of(response):
+    if response.status_code == 204:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise UploadError(
+            f"Stremora answered {request.method} {request.path_url} with something that is not JSON"
+        ) from None
+
+
+def delay_seconds(retry_after):
+    """The seconds a ``Retry-After`` value asks for, or None (none, or a date)."""
+    if retry_after is None:
         return None
     try:
-        seconds = float(refusal.retry_after)
+        seconds = float(retry_after)
     except (TypeError, ValueError):
         return None
     return seconds if seconds >= 0 else None
+
+
+def retry_after_seconds(refusal):
+    """The seconds a 503's ``Retry-After`` asks for, or None (another error, or a date)."""
+    return delay_seconds(refusal.retry_after) if refusal.status == 503 else None
 
 
 def upload(path, *, url, token, title, description="", is_published=False, video=None, resume=False, progress=True,

@@ -718,6 +718,52 @@ def test_from_a_server_that_names_the_completed_video_only_the_client_asks_for_i
     assert sha256(stored_bytes(Video.objects.get(pk=video["id"]))) == sha256(path.read_bytes())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_client_asks_first_after_the_time_the_server_said_the_completion_takes(
+    s3_server, site, token, tmp_path, monkeypatch
+):
+    from django.core.cache.backends.filebased import FileBasedCache
+
+    from videos import completion_times
+
+    path = video_file(tmp_path, 2 * PART + 10)
+    shared_cache = tmp_path / "cache"
+    server = site("s3", s3_url=s3_server.url, CACHE_URL=f"filecache://{shared_cache}")
+    # What the server learned from an earlier upload: this one should take it 2.5 s.
+    seconds_per_byte = 2.5 / (completion_times.HINT_SHARE * path.stat().st_size)
+    FileBasedCache(str(shared_cache), {}).set(completion_times._key("s3"), seconds_per_byte, 60)
+    answered, asked = {}, []
+    request, describe_upload = Client._request, Client.describe_upload
+
+    def noting_the_answer(self, method, path, *args, **kwargs):
+        response = request(self, method, path, *args, **kwargs)
+        if path.endswith("/complete/"):
+            answered.update(at=time.monotonic(), retry_after=response.headers.get("Retry-After"))
+        return response
+
+    def noting_the_question(self, upload_id):
+        asked.append(time.monotonic())
+        return describe_upload(self, upload_id)
+
+    monkeypatch.setattr(Client, "_request", noting_the_answer)
+    monkeypatch.setattr(Client, "describe_upload", noting_the_question)
+
+    video = stremora_client.upload(path, url=server.url, token=token, title="Hinted", progress=False,
+                                   state=ResumeState(tmp_path / "state.json"))
+
+    assert answered["retry_after"] == "2" and video["title"] == "Hinted"
+    assert asked and asked[0] - answered["at"] >= 2.0
+
+
+def test_a_completion_the_server_expects_to_take_a_while_is_asked_about_first_after_that_long():
+    from stremora_client import client
+
+    assert list(itertools.islice(client.completion_poll_delays(expected=3), 3)) == [3, client.COMPLETION_POLL,
+                                                                                   client.COMPLETION_POLL]
+    assert next(client.completion_poll_delays(expected=3600)) == client.COMPLETION_HINT_MAX
+    assert next(client.completion_poll_delays(expected=None)) == client.COMPLETION_POLL
+
+
 def test_while_the_server_completes_the_client_asks_often_at_first_then_less_and_less():
     from stremora_client import client
 

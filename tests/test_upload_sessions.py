@@ -409,6 +409,33 @@ def test_complete_in_the_background_answers_at_once_and_the_upload_tells_the_vid
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_background_completion_says_how_long_the_last_large_one_took_per_byte(user, local_only, monkeypatch):
+    from videos import completion_times
+
+    api = client_for(user)
+    first, second = video_bytes(100_000), video_bytes(300_000)
+    monkeypatch.setattr(completion_times, "LEARN_FROM_BYTES", len(first))  # this size counts as large
+    ask_to_complete = {"title": "Direct"}
+
+    upload = start(api, first)
+    send_all(api, upload, first)
+    response = api.post(f"/api/uploads/{upload['id']}/complete/", ask_to_complete, format="json",
+                        HTTP_PREFER="respond-async")
+    assert response.status_code == 202 and "Retry-After" not in response  # nothing learned yet
+    assert complete_in_background(api, upload)["status"] == "completed"
+    assert completion_times.cache.get(completion_times._key("local")) > 0  # learned from this one
+
+    # Had that one taken 4 s, a file three times its size would take 12 s: ask after 9.
+    completion_times.record("local", len(first), 4.0)
+    upload = start(api, second)
+    send_all(api, upload, second)
+    response = api.post(f"/api/uploads/{upload['id']}/complete/", ask_to_complete, format="json",
+                        HTTP_PREFER="respond-async")
+    assert response.status_code == 202 and response["Retry-After"] == "9"
+    assert complete_in_background(api, upload)["status"] == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_background_completion_that_fails_its_check_tells_why_and_removes_the_file(user, local_only, settings):
     api = client_for(user)
     data = b"%PDF-1.7\n" + b"0" * 50_000

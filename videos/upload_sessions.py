@@ -21,6 +21,7 @@ The API (``/api/uploads/``) and the admin's upload script both go through here:
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -38,7 +39,7 @@ from storage_backends.direct import DirectUploadRefused
 from storage_backends.errors import FailureKind, ProviderFailure, ProviderNotConfigured
 from storage_backends.faults import is_provider_fault
 from storage_backends.names import qualify
-from videos import background, job_queue, services
+from videos import background, completion_times, job_queue, services
 from videos.upload_limits import max_upload_bytes, too_large_for_providers
 from videos.models import UploadSession, Video
 from videos.validators import SNIFF_BYTES, clean_file_name, validate_video_name, video_type_of
@@ -361,14 +362,9 @@ def complete_later(session, *, video=None, parts=None, public_id=None, **fields)
     With a job queue a worker completes it (``jobs.complete_upload``); without one, a
     thread of this process (``videos.background``), so the request answers at once.
     """
-    _claim(session)
-    session.completion = {
-        "video": video.pk if video is not None else None,
-        "parts": parts,
-        "public_id": public_id,
-        "fields": fields,
-    }
-    session.save(update_fields=["completion"])
+    completion = {"video": video.pk if video is not None else None, "parts": parts, "public_id": public_id,
+                  "fields": fields}
+    _claim(session, completion=completion)
     if not job_queue.has_workers():
         background.run(complete_asked, session.pk)
         return session
@@ -410,21 +406,24 @@ def _record_error(session, status, detail):
     UploadSession.objects.filter(pk=session.pk).update(error={"status": status, "detail": detail})
 
 
-def _claim(session):
-    """Mark the session as being completed, or UploadRefused (409) when another request
-    has it. A claim older than COMPLETION_CLAIM_TIMEOUT (its process died) is taken over."""
+def _claim(session, **also):
+    """Mark the session as being completed, with the fields in ``also``, or UploadRefused
+    (409) when another request has it. A claim older than COMPLETION_CLAIM_TIMEOUT (its
+    process died) is taken over."""
     check_open(session)
     now = timezone.now()
     stale = Q(status=Status.COMPLETING, claimed_at__lt=now - COMPLETION_CLAIM_TIMEOUT)
     claimed = UploadSession.objects.filter(Q(status=Status.UPLOADING) | stale, pk=session.pk).update(
-        status=Status.COMPLETING, claimed_at=now, error=None
+        status=Status.COMPLETING, claimed_at=now, error=None, **also
     )
     if not claimed:
         raise UploadRefused("This upload is being completed or is completed already.", status=409)
-    session.status, session.claimed_at, session.error = Status.COMPLETING, now, None
+    for field_name, value in {"status": Status.COMPLETING, "claimed_at": now, "error": None, **also}.items():
+        setattr(session, field_name, value)
 
 
 def _complete_claimed(session, *, video=None, parts=None, public_id=None, **fields):
+    started = time.monotonic()
     try:
         stored_file = _finish_and_check(session, parts=parts, public_id=public_id)
         created = video is None or video.pk is None
@@ -441,6 +440,7 @@ def _complete_claimed(session, *, video=None, parts=None, public_id=None, **fiel
                  failures=_failures(session), via="direct")
     session.video = video
     _set_status(session, Status.COMPLETED, "video")
+    completion_times.record(session.provider, session.size, time.monotonic() - started)
     return video, created
 
 

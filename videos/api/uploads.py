@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from videos import upload_sessions
+from videos import completion_times, upload_sessions
 from videos.provider_slots import provider_slot
 from videos.api import errors
 from videos.api.permissions import may_change
@@ -237,11 +237,18 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
             202: OpenApiResponse(
                 UploadSerializer,
                 description="With `Prefer: respond-async`: the server checks and completes the upload in the "
-                "background; `GET /api/uploads/{id}/` tells the outcome (`status` completed and `video`, or "
-                "`error`).",
+                "background; `GET /api/uploads/{id}/` tells the outcome (`status` completed, with `video` and "
+                "`completed_video`, or `error`). `Retry-After`, when present, is how many seconds the server "
+                "expects to take: ask after that long.",
             ),
             **errors.answers(409, 410, 503),
         },
+        parameters=[
+            OpenApiParameter(
+                "Retry-After", int, OpenApiParameter.HEADER, response=[202],
+                description="Seconds to wait before asking how the completion went, when a second or more.",
+            )
+        ],
     )
     @action(detail=True, methods=["post"])
     def complete(self, request, pk=None):
@@ -255,6 +262,9 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
         if "respond-async" in request.headers.get("Prefer", ""):  # RFC 7240
             response = self._answer(upload_sessions.complete_later(session, **fields), status.HTTP_202_ACCEPTED)
             response["Preference-Applied"] = "respond-async"
+            wait = completion_times.retry_after(session.provider, session.size)
+            if wait:  # when to ask how it went: a large file takes its provider a while
+                response["Retry-After"] = str(wait)
             return response
         with provider_slot():
             video, created = upload_sessions.complete(session, **fields)

@@ -1,0 +1,58 @@
+"""The hint a background completion's 202 carries: how long the provider took per byte
+for the last large upload it completed (``videos.completion_times``)."""
+
+import pytest
+
+from videos import completion_times
+
+MIB = 1024 * 1024
+
+
+def test_a_large_upload_is_told_three_quarters_of_what_the_last_large_one_took_per_byte():
+    completion_times.record("s3", 64 * MIB, 2.0)
+
+    assert completion_times.retry_after("s3", 256 * MIB) == 6  # 8 s expected
+    assert completion_times.retry_after("s3", 100 * MIB) == 2  # 3.1 s expected: whole seconds
+    assert completion_times.retry_after("s3", 16 * MIB) is None  # within a second: ask from the start
+    assert completion_times.retry_after("cloudinary", 256 * MIB) is None  # learned per provider
+
+
+def test_the_last_large_completion_is_the_one_that_counts():
+    completion_times.record("s3", 64 * MIB, 8.0)
+    completion_times.record("s3", 64 * MIB, 2.0)
+
+    assert completion_times.retry_after("s3", 256 * MIB) == 6
+
+
+def test_small_completions_teach_nothing():
+    completion_times.record("s3", completion_times.LEARN_FROM_BYTES - 1, 30.0)
+
+    assert completion_times.retry_after("s3", 4096 * MIB) is None
+
+
+def test_the_hint_is_at_most_a_minute():
+    completion_times.record("s3", 64 * MIB, 60.0)
+
+    assert completion_times.retry_after("s3", 4096 * MIB) == completion_times.MAX_HINT_SECONDS == 60
+
+
+def test_a_cache_that_cannot_be_reached_costs_the_hint_only(monkeypatch, caplog):
+    from django.core.cache.backends.redis import RedisCache
+
+    from tests.s3_server import free_port
+
+    monkeypatch.setattr(completion_times, "cache", RedisCache(f"redis://127.0.0.1:{free_port()}/0", {}))
+
+    completion_times.record("s3", 64 * MIB, 2.0)
+    assert completion_times.retry_after("s3", 256 * MIB) is None
+    assert [record.getMessage() for record in caplog.records] == [
+        "Could not record how long completing an upload took (ConnectionError)",
+        "Could not read how long completing an upload takes (ConnectionError)",
+    ]
+
+
+@pytest.fixture(autouse=True)
+def nothing_learned():
+    from django.core.cache import cache
+
+    cache.clear()
