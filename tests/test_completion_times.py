@@ -8,12 +8,12 @@ from videos import completion_times
 MIB = 1024 * 1024
 
 
-def test_a_large_upload_is_told_three_quarters_of_what_the_last_large_one_took_per_byte():
+def test_a_large_upload_is_told_the_whole_seconds_the_last_large_one_took_for_its_size():
     completion_times.record("s3", 64 * MIB, 2.0)
 
-    assert completion_times.retry_after("s3", 256 * MIB) == 6  # 8 s expected
-    assert completion_times.retry_after("s3", 100 * MIB) == 2  # 3.1 s expected: whole seconds
-    assert completion_times.retry_after("s3", 16 * MIB) is None  # within a second: ask from the start
+    assert completion_times.retry_after("s3", 256 * MIB) == 8
+    assert completion_times.retry_after("s3", 100 * MIB) == 3  # 3.1 s expected: whole seconds
+    assert completion_times.retry_after("s3", 31 * MIB) is None  # within a second: ask from the start
     assert completion_times.retry_after("cloudinary", 256 * MIB) is None  # learned per provider
 
 
@@ -21,7 +21,7 @@ def test_the_last_large_completion_is_the_one_that_counts():
     completion_times.record("s3", 64 * MIB, 8.0)
     completion_times.record("s3", 64 * MIB, 2.0)
 
-    assert completion_times.retry_after("s3", 256 * MIB) == 6
+    assert completion_times.retry_after("s3", 256 * MIB) == 8
 
 
 def test_small_completions_teach_nothing():

@@ -425,13 +425,13 @@ def test_a_background_completion_says_how_long_the_last_large_one_took_per_byte(
     assert complete_in_background(api, upload)["status"] == "completed"
     assert completion_times.cache.get(completion_times._key("local")) > 0  # learned from this one
 
-    # Had that one taken 4 s, a file three times its size would take 12 s: ask after 9.
-    completion_times.record("local", len(first), 4.0)
+    # Had that one taken 3.5 s, a file three times its size would take 10.5 s.
+    completion_times.record("local", len(first), 3.5)
     upload = start(api, second)
     send_all(api, upload, second)
     response = api.post(f"/api/uploads/{upload['id']}/complete/", ask_to_complete, format="json",
                         HTTP_PREFER="respond-async")
-    assert response.status_code == 202 and response["Retry-After"] == "9"
+    assert response.status_code == 202 and response["Retry-After"] == "10"
     assert complete_in_background(api, upload)["status"] == "completed"
 
 

@@ -6,9 +6,9 @@ of a second while the provider joins the parts.
 Joining a large upload takes its provider time in proportion to the file (S3 copies
 the parts together), so the seconds per byte of the last large completion predict the
 next one's. Small completions are not learned from: their fixed costs would make a
-large file's look far longer than it is. The hint is the whole seconds of three
-quarters of the prediction: a client told too little asks a few more times, one told
-too much waits for nothing, which costs more.
+large file's look far longer than it is. The hint is the prediction's whole seconds,
+rounded down: a client told too little asks a few more times, one told too much waits
+for nothing, which costs more.
 """
 
 import logging
@@ -19,7 +19,6 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 LEARN_FROM_BYTES = 32 * 1024 * 1024
-HINT_SHARE = 0.75
 MAX_HINT_SECONDS = 60
 REMEMBER_SECONDS = 24 * 60 * 60
 
@@ -49,5 +48,5 @@ def retry_after(provider, size):
         return None
     if not seconds_per_byte:
         return None
-    seconds = math.floor(min(seconds_per_byte * size * HINT_SHARE, MAX_HINT_SECONDS))
+    seconds = math.floor(min(seconds_per_byte * size, MAX_HINT_SECONDS))
     return seconds if seconds >= 1 else None
