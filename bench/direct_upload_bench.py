@@ -42,7 +42,8 @@ fallback     the same upload with the primary failing on its first part: Cloudin
              start of the upload, not its first part, and the chain has no second S3.)
 
 Every benchmark starts its own moto server (moto slows over a long run) and gunicorn
-(3 sync workers) on a PostgreSQL cluster this script starts and removes. Each gunicorn
+(3 sync workers) on a PostgreSQL cluster and a Redis cache (emptied for each gunicorn)
+that this script starts and removes. Each gunicorn
 is warmed up first, untimed: 16 MiB uploads, three at a time, until every worker has
 completed one (a cold worker spends about half a second building its S3 client, which
 a running site's workers hold). Timed uploads alternate with their baseline, each into
@@ -87,20 +88,25 @@ HEALTH_TIMEOUT = 30
 
 class Site:
     """Stremora as the benchmarks serve it: a throwaway PostgreSQL with one user and
-    their API token, and gunicorn servers started on demand, all under ``workdir``."""
+    their API token, a Redis the workers share as their cache (as production's do), and
+    gunicorn servers started on demand, all under ``workdir``."""
 
     def __init__(self, workdir):
         self.workdir = Path(workdir)
         self.token = None
         self._postgres = None
+        self._redis = None
         self.warm_up_file = None
         self._access_logs = 0
 
     def start(self):
         from bench.postgres import ThrowawayPostgres
 
+        from tests.stack import RedisServer
+
         self._postgres = ThrowawayPostgres().start()
         self._postgres.create_database("stremora")
+        self._redis = RedisServer().start()
         for name in FOREIGN_VARIABLES:
             os.environ.pop(name, None)
         os.environ.update(
@@ -134,6 +140,9 @@ class Site:
             connections.close_all()
             self._postgres.stop()
             self._postgres = None
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
 
     def gunicorn(self, providers, *, s3=None, cloudinary=None):
         """gunicorn (3 sync workers) serving ``providers``, started and warmed up; each
@@ -142,8 +151,10 @@ class Site:
 
         self._access_logs += 1
         log_path = self.workdir / f"access-{self._access_logs}.log"
+        self._redis.flush()  # what an earlier server learned
         variables = {
             "PATH": str(self.workdir / "path-without-ffprobe"),
+            "CACHE_URL": self._redis.url,
             "GUNICORN_CMD_ARGS": f"--access-logfile {log_path} --access-logformat '{ACCESS_LOG_FORMAT}'",
         }
         environment = site_environment(

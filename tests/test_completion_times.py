@@ -1,5 +1,5 @@
-"""The hint a background completion's 202 carries: how long the provider took per byte
-for the last large upload it completed (``videos.completion_times``)."""
+"""The hint a background completion's 202 carries: how long the provider took to
+complete the last large upload, scaled down to a smaller file (``videos.completion_times``)."""
 
 import pytest
 
@@ -8,20 +8,27 @@ from videos import completion_times
 MIB = 1024 * 1024
 
 
-def test_a_large_upload_is_told_the_whole_seconds_the_last_large_one_took_for_its_size():
-    completion_times.record("s3", 64 * MIB, 2.0)
+def test_a_smaller_upload_is_told_the_last_large_ones_time_scaled_down_to_its_size():
+    completion_times.record("s3", 64 * MIB, 3.0)
 
-    assert completion_times.retry_after("s3", 256 * MIB) == 8
-    assert completion_times.retry_after("s3", 100 * MIB) == 3  # 3.1 s expected: whole seconds
-    assert completion_times.retry_after("s3", 31 * MIB) is None  # within a second: ask from the start
-    assert completion_times.retry_after("cloudinary", 256 * MIB) is None  # learned per provider
+    assert completion_times.retry_after("s3", 64 * MIB) == 3
+    assert completion_times.retry_after("s3", 50 * MIB) == 2  # 2.3 s expected: whole seconds
+    assert completion_times.retry_after("s3", 21 * MIB) is None  # within a second: ask from the start
+    assert completion_times.retry_after("cloudinary", 64 * MIB) is None  # learned per provider
+
+
+def test_a_larger_upload_is_told_no_more_than_the_last_large_one_took():
+    # Cloudinary's lookup and local disk's rename take as long for any size.
+    completion_times.record("local", 64 * MIB, 2.0)
+
+    assert completion_times.retry_after("local", 4096 * MIB) == 2
 
 
 def test_the_last_large_completion_is_the_one_that_counts():
     completion_times.record("s3", 64 * MIB, 8.0)
     completion_times.record("s3", 64 * MIB, 2.0)
 
-    assert completion_times.retry_after("s3", 256 * MIB) == 8
+    assert completion_times.retry_after("s3", 64 * MIB) == 2
 
 
 def test_small_completions_teach_nothing():
@@ -31,9 +38,9 @@ def test_small_completions_teach_nothing():
 
 
 def test_the_hint_is_at_most_a_minute():
-    completion_times.record("s3", 64 * MIB, 60.0)
+    completion_times.record("s3", 64 * MIB, 600.0)
 
-    assert completion_times.retry_after("s3", 4096 * MIB) == completion_times.MAX_HINT_SECONDS == 60
+    assert completion_times.retry_after("s3", 64 * MIB) == completion_times.MAX_HINT_SECONDS == 60
 
 
 def test_a_cache_that_cannot_be_reached_costs_the_hint_only(monkeypatch, caplog):
@@ -44,7 +51,7 @@ def test_a_cache_that_cannot_be_reached_costs_the_hint_only(monkeypatch, caplog)
     monkeypatch.setattr(completion_times, "cache", RedisCache(f"redis://127.0.0.1:{free_port()}/0", {}))
 
     completion_times.record("s3", 64 * MIB, 2.0)
-    assert completion_times.retry_after("s3", 256 * MIB) is None
+    assert completion_times.retry_after("s3", 64 * MIB) is None
     assert [record.getMessage() for record in caplog.records] == [
         "Could not record how long completing an upload took (ConnectionError)",
         "Could not read how long completing an upload takes (ConnectionError)",

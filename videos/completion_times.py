@@ -3,12 +3,13 @@ large one, so that a client that asked for a completion in the background can be
 when to ask how it went (``Retry-After`` on the 202) instead of asking every fraction
 of a second while the provider joins the parts.
 
-Joining a large upload takes its provider time in proportion to the file (S3 copies
-the parts together), so the seconds per byte of the last large completion predict the
-next one's. Small completions are not learned from: their fixed costs would make a
-large file's look far longer than it is. The hint is the prediction's whole seconds,
-rounded down: a client told too little asks a few more times, one told too much waits
-for nothing, which costs more.
+The prediction for a file is the time the last large completion took, scaled down for
+a smaller file and never up. Joining takes S3 time in proportion to the file, but
+looking a file up on Cloudinary or renaming it on local disk takes the same time for
+any size: a larger file's prediction may be short, never long. Small completions are
+not learned from (their fixed costs say little of a large file's), and the hint is the
+prediction's whole seconds, rounded down: a client told too little asks a few more
+times, one told too much waits for nothing, which costs more.
 """
 
 import logging
@@ -24,7 +25,7 @@ REMEMBER_SECONDS = 24 * 60 * 60
 
 
 def _key(provider):
-    return f"stremora:completion-seconds-per-byte:{provider}"
+    return f"stremora:completion-time:{provider}"
 
 
 def record(provider, size, seconds):
@@ -32,7 +33,7 @@ def record(provider, size, seconds):
     if size < LEARN_FROM_BYTES or seconds <= 0:
         return
     try:
-        cache.set(_key(provider), seconds / size, REMEMBER_SECONDS)
+        cache.set(_key(provider), (seconds, size), REMEMBER_SECONDS)
     except Exception as exc:  # a hint is not worth failing a completion over
         logger.warning("Could not record how long completing an upload took (%s)", type(exc).__name__)
 
@@ -42,11 +43,13 @@ def retry_after(provider, size):
     on ``provider`` is completed, or None when the first answer could come within a
     second (or nothing has been learned yet)."""
     try:
-        seconds_per_byte = cache.get(_key(provider))
+        learned = cache.get(_key(provider))
     except Exception as exc:
         logger.warning("Could not read how long completing an upload takes (%s)", type(exc).__name__)
         return None
-    if not seconds_per_byte:
+    if not learned:
         return None
-    seconds = math.floor(min(seconds_per_byte * size, MAX_HINT_SECONDS))
-    return seconds if seconds >= 1 else None
+    seconds, learned_size = learned
+    expected = seconds * min(1, size / learned_size)
+    hint = math.floor(min(expected, MAX_HINT_SECONDS))
+    return hint if hint >= 1 else None
