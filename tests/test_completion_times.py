@@ -12,8 +12,9 @@ def test_a_smaller_upload_is_told_the_last_large_ones_time_scaled_down_to_its_si
     completion_times.record("s3", 64 * MIB, 3.0)
 
     assert completion_times.retry_after("s3", 64 * MIB) == 3
-    assert completion_times.retry_after("s3", 50 * MIB) == 2  # 2.3 s expected: whole seconds
-    assert completion_times.retry_after("s3", 21 * MIB) is None  # within a second: ask from the start
+    assert completion_times.retry_after("s3", 50 * MIB) == 2  # 2.3 s expected: the nearest whole second
+    assert completion_times.retry_after("s3", 12 * MIB) == 1  # 0.56 s
+    assert completion_times.retry_after("s3", 10 * MIB) is None  # 0.47 s: ask from the start
     assert completion_times.retry_after("cloudinary", 64 * MIB) is None  # learned per provider
 
 

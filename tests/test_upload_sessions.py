@@ -425,8 +425,8 @@ def test_a_background_completion_says_how_long_the_last_large_one_took(user, loc
     assert complete_in_background(api, upload)["status"] == "completed"
     assert completion_times.cache.get(completion_times._key("local"))[1] == len(first)  # learned from this one
 
-    # Had that one taken 3.5 s, a larger file is told as much, rounded down.
-    completion_times.record("local", len(first), 3.5)
+    # Had that one taken 3.4 s, a larger file is told as much, to the nearest second.
+    completion_times.record("local", len(first), 3.4)
     upload = start(api, second)
     send_all(api, upload, second)
     response = api.post(f"/api/uploads/{upload['id']}/complete/", ask_to_complete, format="json",

@@ -7,9 +7,10 @@ The prediction for a file is the time the last large completion took, scaled dow
 a smaller file and never up. Joining takes S3 time in proportion to the file, but
 looking a file up on Cloudinary or renaming it on local disk takes the same time for
 any size: a larger file's prediction may be short, never long. Small completions are
-not learned from (their fixed costs say little of a large file's), and the hint is the
-prediction's whole seconds, rounded down: a client told too little asks a few more
-times, one told too much waits for nothing, which costs more.
+not learned from (their fixed costs say little of a large file's). The hint is the
+prediction to the nearest second (``Retry-After`` takes whole seconds), none under
+half a second: a client told too little asks a few more times, one told too much
+waits for nothing.
 """
 
 import logging
@@ -51,5 +52,5 @@ def retry_after(provider, size):
         return None
     seconds, learned_size = learned
     expected = seconds * min(1, size / learned_size)
-    hint = math.floor(min(expected, MAX_HINT_SECONDS))
+    hint = math.floor(min(expected, MAX_HINT_SECONDS) + 0.5)
     return hint if hint >= 1 else None
