@@ -50,8 +50,8 @@ def legacy_row(cloudinary_server, settings, user):
 def test_urls_point_at_the_resources_of_each_fields_type(legacy_row, cloudinary_server):
     video_url, poster_url = legacy_row.file.url, legacy_row.thumbnail.url
 
-    assert f"/video/upload/" in video_url and video_url.endswith(VIDEO_PUBLIC_ID)
-    assert f"/image/upload/" in poster_url and poster_url.endswith(POSTER_PUBLIC_ID)
+    assert "/video/upload/" in video_url and video_url.endswith(VIDEO_PUBLIC_ID)
+    assert "/image/upload/" in poster_url and poster_url.endswith(POSTER_PUBLIC_ID)
     assert fetch(video_url) == cloudinary_server.content(VIDEO_PUBLIC_ID, "video")
     assert fetch(poster_url) == cloudinary_server.content(POSTER_PUBLIC_ID, "image")
 

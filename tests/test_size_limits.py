@@ -12,7 +12,7 @@ from storage_backends import signals
 from storage_backends.breaker import CircuitBreaker
 from storage_backends.chain import FallbackStorage
 from storage_backends.errors import FailureKind, StorageUnavailable, TooLargeForProviders
-from tests.factories import video_bytes, video_upload
+from tests.factories import video_upload
 from videos.models import UploadSession, Video
 
 MB = 1024 * 1024
