@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from tests.factories import MP4_HEADER
-from videos.models import Video
+from videos.models import PendingDeletion, Video
 
 UPLOADS = 60
 THREADS = 12
@@ -53,7 +53,19 @@ def test_each_video_records_where_its_file_really_is(settings, cloudinary_server
             assert hashlib.sha256(stored.read()).hexdigest() == sent[video.pk]
 
     assert by_provider["cloudinary"] and by_provider["s3"], "random faults should split the uploads"
+    # Every stored file is a video's, or one whose upload failed after it may have landed
+    # (its answer lost or late on a loaded machine), queued for removal and no video's.
+    queued = {"cloudinary": set(), "s3": set()}
+    for name in PendingDeletion.objects.values_list("name", flat=True):
+        provider, _, key = name.partition(":")
+        queued[provider].add(key)
+    assert not queued["cloudinary"] & by_provider["cloudinary"] and not queued["s3"] & by_provider["s3"]
+
+    def public_ids(keys):
+        return {"stremora/" + key.removesuffix(".mp4") for key in keys}
+
     stored_on_cloudinary = {public_id for _, public_id in cloudinary_server.resources()}
-    assert stored_on_cloudinary == {"stremora/" + key.removesuffix(".mp4") for key in by_provider["cloudinary"]}
-    assert set(s3_server.keys("stremora-test")) == {"stremora/" + key for key in by_provider["s3"]}
+    assert stored_on_cloudinary - public_ids(queued["cloudinary"]) == public_ids(by_provider["cloudinary"])
+    stored_on_s3 = set(s3_server.keys("stremora-test"))
+    assert stored_on_s3 - {"stremora/" + key for key in queued["s3"]} == {"stremora/" + key for key in by_provider["s3"]}
     assert s3_server.multipart_uploads("stremora-test") == []
