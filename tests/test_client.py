@@ -730,7 +730,7 @@ def test_the_client_asks_first_after_the_time_the_server_said_the_completion_tak
     shared_cache = tmp_path / "cache"
     server = site("s3", s3_url=s3_server.url, CACHE_URL=f"filecache://{shared_cache}")
     # What the server learned from an earlier upload: this one should take it 2.2 s.
-    FileBasedCache(str(shared_cache), {}).set(completion_times._key("s3"), (2.2, path.stat().st_size), 60)
+    FileBasedCache(str(shared_cache), {}).set(completion_times._key("s3"), [(2.2, path.stat().st_size)], 60)
     answered, asked = {}, []
     request, describe_upload = Client._request, Client.describe_upload
 

@@ -25,11 +25,13 @@ def test_a_larger_upload_is_told_no_more_than_the_last_large_one_took():
     assert completion_times.retry_after("local", 4096 * MIB) == 2
 
 
-def test_the_last_large_completion_is_the_one_that_counts():
-    completion_times.record("s3", 64 * MIB, 8.0)
-    completion_times.record("s3", 64 * MIB, 2.0)
+def test_the_median_of_the_last_five_large_completions_counts():
+    for seconds in (30.0, 2.0, 3.0, 4.0, 40.0):
+        completion_times.record("s3", 64 * MIB, seconds)
+    assert completion_times.retry_after("s3", 64 * MIB) == 4  # one slow completion does not count alone
 
-    assert completion_times.retry_after("s3", 64 * MIB) == 2
+    completion_times.record("s3", 64 * MIB, 1.0)  # the oldest, 30 s, is forgotten
+    assert completion_times.retry_after("s3", 64 * MIB) == 3
 
 
 def test_small_completions_teach_nothing():
