@@ -14,7 +14,7 @@ from storage_backends import providers
 from storage_backends.errors import StorageUnavailable
 from tests.factories import real_video, sha256, uploaded, video_upload
 from videos import services
-from videos.models import PendingDeletion, Video
+from videos.models import PendingDeletion, StorageEvent, Video
 
 BUCKET = "stremora-test"
 
@@ -308,6 +308,27 @@ def test_an_upload_whose_connection_dropped_while_its_provider_failed_still_queu
     assert video.file.name.startswith("local:")
     [key] = files_on("s3", media_root, s3_inprocess)
     assert PendingDeletion.objects.get().name == "s3:" + key.removeprefix("stremora/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_connection_dropped_while_its_provider_stored_it_is_on_the_dashboard(
+    settings, s3_inprocess, user
+):
+    settings.STORAGE_PROVIDERS = ["s3", "local"]
+    events = providers.get_storage("s3").connection.meta.client.meta.events
+    uploading = backend_pid()
+
+    def lose_connection(**kwargs):
+        drop_connection(uploading)  # idle while the provider stored the file
+
+    events.register("after-call.s3.PutObject", lose_connection)
+    try:
+        video = services.create_video(owner=user, title="Clip", file=video_upload())
+    finally:
+        events.unregister("after-call.s3.PutObject", lose_connection)
+
+    event = StorageEvent.objects.get()
+    assert (event.outcome, event.provider, event.name) == ("stored", "s3", video.file.name)
 
 
 def test_an_upload_cloudinary_failed_queues_a_removal_that_succeeds_on_nothing(

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from storage_backends.errors import FailureKind
 from videos.models import StorageEvent
+from videos.services import ensure_usable_connection
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def record_failed(sender, *, name, failures=(), via, **kwargs):
 
 
 def _record(**fields):
+    ensure_usable_connection()  # idle while the provider took the file: it may have been dropped
     with transaction.atomic():
         StorageEvent.objects.create(**fields)
     if _prune_due():
