@@ -30,8 +30,9 @@ COMPLETION_POLL = 0.2
 COMPLETION_QUICK = 3.0
 COMPLETION_POLL_MAX = 1.0
 COMPLETION_WAIT = 15 * 60
-# The 202 may say (Retry-After) how long the server expects to take: the first question
-# waits that long, at most COMPLETION_HINT_MAX seconds, then as above.
+# A server that can tell says after how many seconds to ask again ("retry_after" in
+# its answers, or the 202's Retry-After): the client then waits that long instead, at
+# most COMPLETION_HINT_MAX seconds.
 COMPLETION_HINT_MAX = 60
 # A start answered 503 with a short Retry-After (the server busy waiting on its
 # providers for other uploads) is asked again after that long, for at most START_WAIT
@@ -41,11 +42,9 @@ START_RETRY_MAX = 10
 START_WAIT = 120
 
 
-def completion_poll_delays(expected=None):
-    """The pauses before each question while the server completes an upload that it
-    expects to take ``expected`` seconds (None: it did not say)."""
-    if expected:
-        yield min(expected, COMPLETION_HINT_MAX)
+def completion_poll_delays():
+    """The pauses before each question while the server completes an upload, when it
+    does not say how long to wait."""
     waited, delay = 0.0, COMPLETION_POLL
     while waited < COMPLETION_WAIT:
         yield delay
@@ -118,17 +117,17 @@ class Client:
         answer = json_of(response)
         if answer.get("status") != "completing":
             return answer  # a server that completed it in the request answered with the video
-        return self.await_completion(upload_id, expected=delay_seconds(response.headers.get("Retry-After")))
+        return self.await_completion(upload_id, retry_after=retry_after_of(answer, response))
 
-    def await_completion(self, upload_id, expected=None):
+    def await_completion(self, upload_id, retry_after=None):
         """The video an upload being completed becomes; ServerRefused when its check failed.
-        ``expected``: the seconds the server said it would take."""
+        ``retry_after``: the seconds the server said to wait before asking."""
         deadline = time.monotonic() + COMPLETION_WAIT
-        for delay in completion_poll_delays(expected):
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(delay)
+        schedule = completion_poll_delays()
+        while time.monotonic() < deadline:
+            time.sleep(min(retry_after, COMPLETION_HINT_MAX) if retry_after is not None else next(schedule, COMPLETION_POLL_MAX))
             upload = self.describe_upload(upload_id)
+            retry_after = retry_after_of(upload)
             if upload["status"] == "completed":
                 # A server older than "completed_video" names the video only.
                 return upload.get("completed_video") or self.video(upload["video"])
@@ -180,9 +179,9 @@ class Client:
         upload = self._resumed(key) if resume else None
         if upload is not None and upload.get("status") == "completed" and upload.get("video"):
             self.state.forget(key)
-            return self.video(upload["video"])
+            return upload.get("completed_video") or self.video(upload["video"])
         if upload is not None and upload.get("status") == "completing":
-            video_answer = self.await_completion(upload["id"])
+            video_answer = self.await_completion(upload["id"], retry_after=retry_after_of(upload))
             self.state.forget(key)
             return video_answer
         if upload is None:
@@ -267,6 +266,15 @@ def json_of(response):
         raise UploadError(
             f"Stremora answered {request.method} {request.path_url} with something that is not JSON"
         ) from None
+
+
+def retry_after_of(answer, response=None):
+    """The seconds the server said to wait before asking again: the answer's precise
+    ``retry_after``, else the response's ``Retry-After``; None when it did not say."""
+    seconds = answer.get("retry_after")
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 <= seconds < float("inf"):
+        return float(seconds)
+    return delay_seconds(response.headers.get("Retry-After")) if response is not None else None
 
 
 def delay_seconds(retry_after):

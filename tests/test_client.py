@@ -737,7 +737,7 @@ def test_the_client_asks_first_after_the_time_the_server_said_the_completion_tak
     def noting_the_answer(self, method, path, *args, **kwargs):
         response = request(self, method, path, *args, **kwargs)
         if path.endswith("/complete/"):
-            answered.update(at=time.monotonic(), retry_after=response.headers.get("Retry-After"))
+            answered.update(at=time.monotonic(), retry_after=response.json()["retry_after"])
         return response
 
     def noting_the_question(self, upload_id):
@@ -750,17 +750,56 @@ def test_the_client_asks_first_after_the_time_the_server_said_the_completion_tak
     video = stremora_client.upload(path, url=server.url, token=token, title="Hinted", progress=False,
                                    state=ResumeState(tmp_path / "state.json"))
 
-    assert answered["retry_after"] == "2" and video["title"] == "Hinted"
-    assert asked and asked[0] - answered["at"] >= 2.0
+    assert 2.0 < answered["retry_after"] <= 2.2 and video["title"] == "Hinted"
+    assert asked and asked[0] - answered["at"] >= answered["retry_after"]
 
 
-def test_a_completion_the_server_expects_to_take_a_while_is_asked_about_first_after_that_long():
+def scripted_client(monkeypatch, answers):
+    """A client whose questions on an upload being completed get ``answers`` in turn,
+    and whose pauses are recorded instead of waited."""
     from stremora_client import client
 
-    assert list(itertools.islice(client.completion_poll_delays(expected=3), 3)) == [3, client.COMPLETION_POLL,
-                                                                                   client.COMPLETION_POLL]
-    assert next(client.completion_poll_delays(expected=3600)) == client.COMPLETION_HINT_MAX
-    assert next(client.completion_poll_delays(expected=None)) == client.COMPLETION_POLL
+    pauses = []
+    monkeypatch.setattr(client.time, "sleep", pauses.append)
+    api = Client("http://stremora.invalid", "a-token")
+    monkeypatch.setattr(api, "describe_upload", lambda upload_id: answers.pop(0))
+    return api, pauses
+
+
+def test_the_client_waits_as_long_as_each_answer_says_then_at_its_own_pace(monkeypatch):
+    from stremora_client import client
+
+    video = {"id": 7, "title": "Harbour"}
+    api, pauses = scripted_client(monkeypatch, [
+        {"status": "completing", "retry_after": 0.35},
+        {"status": "completing", "retry_after": None},  # the server cannot tell any more
+        {"status": "completing"},  # nor can an older one
+        {"status": "completed", "video": 7, "completed_video": video},
+    ])
+
+    assert api.await_completion("an-upload", retry_after=1.25) == video
+    assert pauses == [1.25, 0.35, client.COMPLETION_POLL, client.COMPLETION_POLL]
+
+
+def test_a_wait_the_server_asks_for_is_at_most_a_minute(monkeypatch):
+    from stremora_client import client
+
+    api, pauses = scripted_client(monkeypatch, [{"status": "completed", "completed_video": {"id": 7}}])
+
+    api.await_completion("an-upload", retry_after=3600)
+    assert pauses == [client.COMPLETION_HINT_MAX] == [60]
+
+
+def test_a_whole_second_retry_after_counts_only_without_the_precise_one():
+    from stremora_client.client import retry_after_of
+
+    assert retry_after_of({"retry_after": 0.85}, answer(202, {})) == 0.85
+    with_header = answer(202, {})
+    with_header.headers["Retry-After"] = "2"
+    assert retry_after_of({"retry_after": 0.85}, with_header) == 0.85
+    assert retry_after_of({}, with_header) == 2.0
+    assert retry_after_of({"retry_after": "soon"}, with_header) == 2.0
+    assert retry_after_of({}) is None
 
 
 def test_while_the_server_completes_the_client_asks_often_at_first_then_less_and_less():

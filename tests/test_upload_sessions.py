@@ -409,7 +409,10 @@ def test_complete_in_the_background_answers_at_once_and_the_upload_tells_the_vid
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_background_completion_says_how_long_the_last_large_one_took(user, local_only, monkeypatch):
+def test_a_background_completion_says_when_to_ask_from_how_long_the_last_large_ones_took(
+    user, local_only, monkeypatch
+):
+    from storage_backends.local_direct import LocalDirectUploads
     from videos import completion_times
 
     api = client_for(user)
@@ -421,19 +424,35 @@ def test_a_background_completion_says_how_long_the_last_large_one_took(user, loc
     send_all(api, upload, first)
     response = api.post(f"/api/uploads/{upload['id']}/complete/", ask_to_complete, format="json",
                         HTTP_PREFER="respond-async")
-    assert response.status_code == 202 and "Retry-After" not in response  # nothing learned yet
+    assert response.status_code == 202  # nothing learned yet: no word on when to ask
+    assert response.json()["retry_after"] is None and "Retry-After" not in response
     assert complete_in_background(api, upload)["status"] == "completed"
     assert [size for _, size in completion_times.cache.get(completion_times._key("local"))] == [len(first)]
 
-    # Had the last ones taken 3.4 s, a larger file is told as much, to the nearest second.
+    # Had the last ones taken 3.4 s, a larger file is expected to take as long.
     for _ in range(completion_times.SAMPLES):
         completion_times.record("local", len(first), 3.4)
+    provider_done = threading.Event()
+    finish = LocalDirectUploads.finish
+
+    def slow_finish(*args):
+        provider_done.wait(10)
+        return finish(*args)
+
+    monkeypatch.setattr(LocalDirectUploads, "finish", slow_finish)
     upload = start(api, second)
     send_all(api, upload, second)
     response = api.post(f"/api/uploads/{upload['id']}/complete/", ask_to_complete, format="json",
                         HTTP_PREFER="respond-async")
-    assert response.status_code == 202 and response["Retry-After"] == "3"
-    assert complete_in_background(api, upload)["status"] == "completed"
+    assert response.status_code == 202
+    assert 3.0 < response.json()["retry_after"] <= 3.4 and response["Retry-After"] == "4"  # whole seconds, up
+    time.sleep(0.5)
+    waiting = api.get(f"/api/uploads/{upload['id']}/").json()
+    assert waiting["status"] == "completing" and waiting["retry_after"] <= 2.9  # what is left of it
+    provider_done.set()
+
+    answer = complete_in_background(api, upload)
+    assert answer["status"] == "completed" and answer["retry_after"] is None
 
 
 @pytest.mark.django_db(transaction=True)

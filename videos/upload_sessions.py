@@ -402,6 +402,15 @@ def complete_asked(session_id):
         _record_error(session, 503, "The upload could not be completed; ask again to complete it.")
 
 
+def completion_retry_after(session):
+    """Seconds after which the client should ask again how the completion of
+    ``session`` goes, or None when the server cannot tell (``completion_times``)."""
+    if session.status != Status.COMPLETING:
+        return None
+    elapsed = (timezone.now() - session.claimed_at).total_seconds() if session.claimed_at else 0.0
+    return completion_times.retry_after(session.provider, session.size, elapsed)
+
+
 def _record_error(session, status, detail):
     UploadSession.objects.filter(pk=session.pk).update(error={"status": status, "detail": detail})
 

@@ -4,6 +4,7 @@ Thin views over ``videos.upload_sessions``; the shapes are in the serializers be
 An upload is its creator's alone: anyone else gets 404.
 """
 
+import math
 import re
 
 from django.urls import reverse
@@ -13,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from videos import completion_times, upload_sessions
+from videos import upload_sessions
 from videos.provider_slots import provider_slot
 from videos.api import errors
 from videos.api.permissions import may_change
@@ -28,13 +29,21 @@ CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 class UploadSerializer(serializers.ModelSerializer):
     target = serializers.SerializerMethodField()
+    retry_after = serializers.SerializerMethodField(
+        help_text="While the upload is completing: seconds after which to ask how it went, when the server "
+        "can tell. Otherwise null."
+    )
 
     class Meta:
         model = UploadSession
         fields = [
             "id", "provider", "status", "expires_at", "filename", "size", "content_type", "video", "error", "target",
+            "retry_after",
         ]
         read_only_fields = fields
+
+    def get_retry_after(self, session) -> float | None:
+        return upload_sessions.completion_retry_after(session)
 
     def get_target(self, session) -> dict | None:
         if session.status != UploadSession.Status.UPLOADING:
@@ -238,15 +247,15 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
                 UploadSerializer,
                 description="With `Prefer: respond-async`: the server checks and completes the upload in the "
                 "background; `GET /api/uploads/{id}/` tells the outcome (`status` completed, with `video` and "
-                "`completed_video`, or `error`). `Retry-After`, when present, is how many seconds the server "
-                "expects to take: ask after that long.",
+                "`completed_video`, or `error`). While it is completing, `retry_after` says after how many "
+                "seconds to ask (null: the server cannot tell).",
             ),
             **errors.answers(409, 410, 503),
         },
         parameters=[
             OpenApiParameter(
                 "Retry-After", int, OpenApiParameter.HEADER, response=[202],
-                description="Seconds to wait before asking how the completion went, when a second or more.",
+                description="`retry_after` of the answer, rounded up to whole seconds.",
             )
         ],
     )
@@ -262,9 +271,8 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets
         if "respond-async" in request.headers.get("Prefer", ""):  # RFC 7240
             response = self._answer(upload_sessions.complete_later(session, **fields), status.HTTP_202_ACCEPTED)
             response["Preference-Applied"] = "respond-async"
-            wait = completion_times.retry_after(session.provider, session.size)
-            if wait:  # when to ask how it went: a large file takes its provider a while
-                response["Retry-After"] = str(wait)
+            if response.data["retry_after"] is not None:  # in whole seconds for any HTTP client
+                response["Retry-After"] = str(math.ceil(response.data["retry_after"]))
             return response
         with provider_slot():
             video, created = upload_sessions.complete(session, **fields)
