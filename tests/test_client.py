@@ -750,7 +750,7 @@ def test_the_client_asks_first_after_the_time_the_server_said_the_completion_tak
     video = stremora_client.upload(path, url=server.url, token=token, title="Hinted", progress=False,
                                    state=ResumeState(tmp_path / "state.json"))
 
-    assert 2.0 < answered["retry_after"] <= 2.2 and video["title"] == "Hinted"
+    assert 1.2 < answered["retry_after"] <= 2.2 and video["title"] == "Hinted"  # 2.2 s, less the moments since
     assert asked and asked[0] - answered["at"] >= answered["retry_after"]
 
 

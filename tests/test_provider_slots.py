@@ -131,7 +131,7 @@ def test_while_a_hanging_provider_holds_its_slot_the_other_workers_answer_and_th
     media_root.mkdir(parents=True, exist_ok=True)
     token = Token.objects.create(user=user).key
     auth = {"Authorization": f"Token {token}"}
-    storage_timeout = 4
+    storage_timeout = 8  # long enough for the other requests to be tried meanwhile on a loaded machine
     with FaultProxy("127.0.0.1", s3_server.port) as s3_proxy:
         s3_proxy.set_mode("hang")  # the workers' first S3 call, CreateMultipartUpload, gets no answer
         environment = site_environment(
@@ -149,7 +149,6 @@ def test_while_a_hanging_provider_holds_its_slot_the_other_workers_answer_and_th
             for thread in starts:
                 thread.start()
             wait_until(lambda: len(server.busy_worker_pids()) == 1, 10, "a worker waiting on S3")
-            slots_held_at = time.monotonic()
 
             began = time.monotonic()
             refused = requests.post(f"{server.url}/api/uploads/", json=start_body(), headers=auth, timeout=60)
@@ -157,7 +156,7 @@ def test_while_a_hanging_provider_holds_its_slot_the_other_workers_answer_and_th
             began = time.monotonic()
             health = requests.get(f"{server.url}/api/health/", timeout=60)
             health_in = time.monotonic() - began
-            assert time.monotonic() - slots_held_at < storage_timeout  # it was still waiting on S3
+            assert not hanging, "the start holding the slot was answered before the others were tried"
 
             path = tmp_path / "clip.mp4"
             path.write_bytes(video_bytes(200_000))

@@ -41,7 +41,7 @@ from storage_backends import providers
 from tests.factories import MP4_HEADER, real_video, sha256
 from tests.fault_proxy import FaultProxy
 from tests.stack import CeleryWorker, GunicornServer, RedisServer, site_environment
-from videos import services
+from videos import jobs, services
 from videos.models import PendingDeletion, Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,7 +54,9 @@ BREAKER_COOLDOWN = 4
 STORAGE_TIMEOUT = 2
 REAL_VIDEO_SECONDS = 2
 REAL_VIDEO_SHARE = 0.3  # of the uploads and replacements, with a worker
-PROCESSING_STALL = 60  # seconds the worker may go without ending a pending processing, once the load stops
+# Seconds the worker may go without ending a pending processing, once the load stops: a
+# job whose reads the faults cut may be waiting out its longest backoff before its last try.
+PROCESSING_STALL = min(jobs.RETRY_BACKOFF * 2 ** (jobs.RETRIES - 1), jobs.RETRY_BACKOFF_MAX) + 30
 
 
 @pytest.fixture
