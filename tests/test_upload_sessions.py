@@ -352,6 +352,22 @@ def test_a_provider_that_cannot_take_direct_uploads_is_passed_over(api, settings
     assert s3_inprocess.list_multipart_uploads(Bucket="stremora-test").get("Uploads", []) == []
 
 
+def provider_finishing_when_told(monkeypatch):
+    """Make local disk join an upload's file only once the returned event is set (at
+    most 10 s later), as a provider taking its time would."""
+    from storage_backends.local_direct import LocalDirectUploads
+
+    provider_done = threading.Event()
+    finish = LocalDirectUploads.finish
+
+    def slow_finish(*args):
+        provider_done.wait(10)
+        return finish(*args)
+
+    monkeypatch.setattr(LocalDirectUploads, "finish", slow_finish)
+    return provider_done
+
+
 def complete_in_background(api, upload, **fields):
     """Asks for the completion in the background (unless already asked) and waits for its outcome."""
     if UploadSession.objects.get(pk=upload["id"]).status != "completing":
@@ -374,21 +390,12 @@ def complete_in_background(api, upload, **fields):
 def test_complete_in_the_background_answers_at_once_and_the_upload_tells_the_video(
     user, local_only, settings, monkeypatch
 ):
-    from storage_backends.local_direct import LocalDirectUploads
-
     api = client_for(user)
     data = video_bytes(100_000)
     upload = start(api, data)
     send_all(api, upload, data)
     # The provider takes its time joining the file: the request does not wait for it.
-    provider_done = threading.Event()
-    finish = LocalDirectUploads.finish
-
-    def slow_finish(*args):
-        provider_done.wait(10)
-        return finish(*args)
-
-    monkeypatch.setattr(LocalDirectUploads, "finish", slow_finish)
+    provider_done = provider_finishing_when_told(monkeypatch)
     asked = time.monotonic()
     response = api.post(
         f"/api/uploads/{upload['id']}/complete/", {"title": "Direct", "is_published": True}, format="json",
@@ -413,7 +420,6 @@ def test_complete_in_the_background_answers_at_once_and_the_upload_tells_the_vid
 def test_a_background_completion_says_when_to_ask_from_how_long_the_last_large_ones_took(
     user, local_only, monkeypatch
 ):
-    from storage_backends.local_direct import LocalDirectUploads
     from videos import completion_times
 
     api = client_for(user)
@@ -433,14 +439,7 @@ def test_a_background_completion_says_when_to_ask_from_how_long_the_last_large_o
     # Had the last ones taken 3.4 s, a larger file is expected to take as long.
     for _ in range(completion_times.SAMPLES):
         completion_times.record("local", len(first), 3.4)
-    provider_done = threading.Event()
-    finish = LocalDirectUploads.finish
-
-    def slow_finish(*args):
-        provider_done.wait(10)
-        return finish(*args)
-
-    monkeypatch.setattr(LocalDirectUploads, "finish", slow_finish)
+    provider_done = provider_finishing_when_told(monkeypatch)
     upload = start(api, second)
     send_all(api, upload, second)
     response = api.post(f"/api/uploads/{upload['id']}/complete/", ask_to_complete, format="json",
