@@ -125,7 +125,10 @@ class Client:
         deadline = time.monotonic() + COMPLETION_WAIT
         schedule = completion_poll_delays()
         while time.monotonic() < deadline:
-            time.sleep(min(retry_after, COMPLETION_HINT_MAX) if retry_after is not None else next(schedule, COMPLETION_POLL_MAX))
+            if retry_after is not None:
+                time.sleep(min(retry_after, COMPLETION_HINT_MAX))
+            else:
+                time.sleep(next(schedule, COMPLETION_POLL_MAX))
             upload = self.describe_upload(upload_id)
             retry_after = retry_after_of(upload)
             if upload["status"] == "completed":

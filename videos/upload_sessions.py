@@ -421,13 +421,11 @@ def _claim(session, **also):
     process died) is taken over."""
     check_open(session)
     now = timezone.now()
+    claim = {"status": Status.COMPLETING, "claimed_at": now, "error": None, **also}
     stale = Q(status=Status.COMPLETING, claimed_at__lt=now - COMPLETION_CLAIM_TIMEOUT)
-    claimed = UploadSession.objects.filter(Q(status=Status.UPLOADING) | stale, pk=session.pk).update(
-        status=Status.COMPLETING, claimed_at=now, error=None, **also
-    )
-    if not claimed:
+    if not UploadSession.objects.filter(Q(status=Status.UPLOADING) | stale, pk=session.pk).update(**claim):
         raise UploadRefused("This upload is being completed or is completed already.", status=409)
-    for field_name, value in {"status": Status.COMPLETING, "claimed_at": now, "error": None, **also}.items():
+    for field_name, value in claim.items():
         setattr(session, field_name, value)
 
 
